@@ -1,0 +1,3 @@
+module github.com/fraiseql/observer/abi
+
+go 1.24

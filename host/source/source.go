@@ -1,0 +1,133 @@
+// Package source defines the contract between change-capture sources and
+// the engine, and the durable state they share (cursor, dead letters).
+//
+// Lifecycle of an event, which every implementation keeps:
+//
+//	row committed in the watched database
+//	→ Source.Read returns it in a Batch (never before its transaction commits)
+//	→ engine processes it (filters, action, effects, retries)
+//	→ finished: every effect done, or the event dead-lettered
+//	→ the engine's checkpoint moves past it (Store.SaveCursor).
+//
+// An event not finished when the process dies is read again after restart,
+// because the saved Cursor still lists it as pending.
+package source
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/fraiseql/observer/host/event"
+)
+
+// Cursor is a source's durable read position. Every position ≤ Through
+// is finished, except those listed in Pending, which must be read (again)
+// after a restart. Pending holds both events that were delivered but not
+// finished and holes: positions below Through whose rows were not yet
+// visible (an uncommitted transaction) when a higher one was read.
+type Cursor struct {
+	Through uint64   `json:"through"`
+	Pending []uint64 `json:"pending,omitempty"`
+}
+
+// Normalize sorts and de-duplicates Pending and drops entries above Through.
+func (c Cursor) Normalize() Cursor {
+	p := slices.Clone(c.Pending)
+	slices.Sort(p)
+	p = slices.Compact(p)
+	p = slices.DeleteFunc(p, func(x uint64) bool { return x > c.Through })
+	if len(p) == 0 {
+		p = nil
+	}
+	return Cursor{Through: c.Through, Pending: p}
+}
+
+// Batch is what one Read returns.
+type Batch struct {
+	// Events in the order they must be processed (log order). An event
+	// whose row could not be decoded has DecodeErr set on its Record.
+	Records []Record
+	// Frontier is the reader's own position after this batch: Through is
+	// the highest position read, Pending the holes still unresolved.
+	Frontier Cursor
+}
+
+// Record is one read row: the event, or why it could not be decoded.
+type Record struct {
+	Event *event.Event
+	// DecodeErr is set when the row could not be turned into an Event; Event
+	// then carries what could be read (at least ID, Position and Source) and
+	// Raw the row as JSON, so the engine can dead-letter it with the reason.
+	DecodeErr error
+	Raw       json.RawMessage
+}
+
+// Source reads committed change events in log order.
+//
+// A Source is used by one goroutine at a time.
+type Source interface {
+	// Name is the configured source name, part of every event ID.
+	Name() string
+	// Open prepares reading from cur. It reconnects by itself later; Open
+	// fails only for errors that retrying cannot fix (bad DSN, missing
+	// change-log table).
+	Open(ctx context.Context, cur Cursor) error
+	// Read blocks until at least one record is available, the frontier
+	// moves, or ctx is done. It returns at most max records. Transient
+	// database errors are retried inside with backoff; Read returns an
+	// error only when ctx is done or the source is closed.
+	Read(ctx context.Context, max int) (Batch, error)
+	// Close releases connections. Safe to call more than once.
+	Close() error
+}
+
+// DeadLetter is an event parked after its last attempt or a permanent
+// error, for one observer.
+type DeadLetter struct {
+	ID       int64           `json:"id"`
+	Source   string          `json:"source"`
+	Group    string          `json:"group"`
+	Observer string          `json:"observer"`
+	EventID  string          `json:"event_id"`
+	Position uint64          `json:"position"`
+	Event    json.RawMessage `json:"event"`
+	// Effect is the index of the failing effect, -1 when the failure was
+	// before any effect ran (decode, filter, action).
+	Effect    int       `json:"effect"`
+	Stage     string    `json:"stage"` // decode, filter, act, effect
+	Error     string    `json:"error"`
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// DeadFilter narrows ListDead.
+type DeadFilter struct {
+	Source   string
+	Group    string
+	Observer string
+	Limit    int // 0: no limit
+}
+
+// Store keeps a source's durable state: cursors per (source, group) and
+// dead letters. By default it lives in the watched database.
+//
+// A Store is safe for concurrent use.
+type Store interface {
+	// LoadCursor returns the saved cursor, or the zero Cursor and ok=false.
+	LoadCursor(ctx context.Context, source, group string) (cur Cursor, ok bool, err error)
+	SaveCursor(ctx context.Context, source, group string, cur Cursor) error
+	PutDead(ctx context.Context, d DeadLetter) (int64, error)
+	ListDead(ctx context.Context, f DeadFilter) ([]DeadLetter, error)
+	GetDead(ctx context.Context, id int64) (DeadLetter, error)
+	DeleteDead(ctx context.Context, ids ...int64) (int64, error)
+	Close() error
+}
+
+// ErrNotFound is returned by GetDead for an unknown id.
+var ErrNotFound = errNotFound{}
+
+type errNotFound struct{}
+
+func (errNotFound) Error() string { return "not found" }
