@@ -130,7 +130,7 @@ func GoPlugin(t testing.TB, dir string) string {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tmp := out + ".tmp"
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
 	if err := BuildGoWasm(src, tmp); err != nil {
 		t.Fatalf("build guest %s: %v", dir, err)
 	}
