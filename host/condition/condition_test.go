@@ -139,10 +139,10 @@ func TestEval(t *testing.T) {
 		{"has_field('items.1.sku')", true},
 		{"has_field('items.5.sku')", false},
 		{"field_changed('status')", true},
-		{"field_changed('amount')", true},   // listed in changed_fields
-		{"field_changed('active')", true},   // not listed, values differ
-		{"field_changed('qty')", false},     // same value
-		{"field_changed('price')", false},   // same exact number
+		{"field_changed('amount')", true}, // listed in changed_fields
+		{"field_changed('active')", true}, // not listed, values differ
+		{"field_changed('qty')", false},   // same value
+		{"field_changed('price')", false}, // same exact number
 		{"field_changed('address.city')", true},
 		{"field_changed('address.zip')", true},
 		{"field_changed('items.0.sku')", false},
