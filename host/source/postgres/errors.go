@@ -1,0 +1,54 @@
+package postgres
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// ErrClosed is returned by Read after Close.
+var ErrClosed = errors.New("postgres source: closed")
+
+// DecodeError says why a change-log row could not become an event. It is
+// carried in source.Record.DecodeErr, never returned from Read: a row that
+// cannot be decoded is delivered (and dead-lettered by the engine), so it
+// neither disappears nor blocks the rows after it.
+type DecodeError struct {
+	Source   string
+	Position uint64
+	Err      error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("source %s: decode change-log row %d: %v", e.Source, e.Position, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// errUndefinedTable marks a change-log table or column found missing.
+var errUndefinedTable = errors.New("undefined table")
+
+// permanent reports whether err is one that reconnecting cannot fix: the
+// database or role does not exist, authentication fails, or the change-log
+// table is missing. Open fails on these; Read keeps retrying them (it has no
+// other way to report), logging each failure.
+func permanent(err error) bool {
+	if errors.Is(err, errUndefinedTable) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "3D000", // invalid_catalog_name: database does not exist
+		"28000", "28P01", // invalid authorization / password
+		"42P01", // undefined_table
+		"42703", // undefined_column
+		"3F000", // invalid_schema_name
+		"42501": // insufficient_privilege
+		return true
+	}
+	return false
+}
