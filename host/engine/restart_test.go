@@ -1,0 +1,225 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/observer/abi"
+	"github.com/fraiseql/observer/host/effect"
+	"github.com/fraiseql/observer/host/event"
+	"github.com/fraiseql/observer/host/source"
+)
+
+// deliveries counts, per position, the effects a receiver got.
+type deliveries struct {
+	mu sync.Mutex
+	n  map[uint64]int // position → successful effect requests
+}
+
+func (d *deliveries) add(pos uint64) {
+	d.mu.Lock()
+	if d.n == nil {
+		d.n = map[uint64]int{}
+	}
+	d.n[pos]++
+	d.mu.Unlock()
+}
+
+func (d *deliveries) has(pos uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.n[pos] > 0
+}
+
+// TestCheckpointNeverPassesUnfinished stops an engine mid-stream — cleanly,
+// or as a crash that leaves only the last periodic checkpoint — restarts a
+// fresh engine from the saved cursor, and checks that every event was
+// delivered, that every checkpoint ever saved covered only finished events,
+// and that only events unfinished at the stop were delivered again.
+func TestCheckpointNeverPassesUnfinished(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		name := "clean stop"
+		if crash {
+			name = "crash"
+		}
+		t.Run(name, func(t *testing.T) {
+			const n = 400
+			src := newMemSource("db")
+			for i := range n {
+				src.add(ev("orders", fmt.Sprintf("k%d", i%23), event.OpInsert, nil))
+			}
+			posOf := func(req effect.Request) uint64 {
+				var p uint64
+				fmt.Sscanf(req.EventID, "db:%d", &p)
+				return p
+			}
+
+			// Run 1: slow-ish receiver; some effects fail once (short
+			// retry), some fail on effect 1 with an hour's retry, so they
+			// are certainly in flight at the stop with effect 0 delivered.
+			var got1 deliveries
+			rnd := rand.New(rand.NewPCG(1, 2))
+			var rmu sync.Mutex
+			x1 := &recExec{fn: func(ctx context.Context, req effect.Request, attempt int) error {
+				rmu.Lock()
+				d := time.Duration(rnd.IntN(300)) * time.Microsecond
+				rmu.Unlock()
+				time.Sleep(d)
+				p := posOf(req)
+				switch {
+				case p%31 == 0 && req.Index == 1:
+					return errors.New("receiver down for a while")
+				case p%17 == 0 && attempt == 1:
+					return errors.New("blip")
+				}
+				got1.add(p)
+				return nil
+			}}
+			var fl1 finishLog
+			store1 := newMemStore()
+			var violations []string
+			store1.onSave = func(c source.Cursor) {
+				pend := map[uint64]bool{}
+				for _, p := range c.Pending {
+					pend[p] = true
+				}
+				for p := uint64(1); p <= c.Through; p++ {
+					if !pend[p] && !fl1.finished(p) {
+						violations = append(violations, fmt.Sprintf("checkpoint %+v covers unfinished event %d", c, p))
+					}
+				}
+			}
+			cfg := Config{
+				Concurrency: 4, BatchSize: 16, MaxInFlight: 64, CheckpointInterval: 2 * time.Millisecond,
+				Observers: []Observer{{Name: "o", Entity: "orders", Action: ActStep{Plugin: logActor(2)}, Retry: fastRetry(5, 20*time.Millisecond)}},
+			}
+			cfg1 := cfg
+			cfg1.Hooks = fl1.hooks()
+			cfg1.Observers = []Observer{cfg.Observers[0]}
+			cfg1.Observers[0].Retry = fastRetry(5, 20*time.Millisecond)
+			h1 := start(t, cfg1, src, store1, map[string]effect.Executor{abi.EffectLog: x1})
+			waitFor(t, 20*time.Second, "half the events finished", func() bool { return fl1.count() >= n/2 })
+
+			var at source.Cursor
+			store2 := store1
+			if crash {
+				// What a crash leaves: the last periodic checkpoint.
+				at = store1.cursor("db", DefaultGroup)
+				store2 = newMemStore()
+				store2.cursors["db/"+DefaultGroup] = at
+			}
+			if err := h1.stop(); err != nil {
+				t.Fatalf("run 1: %v", err)
+			}
+			if !crash {
+				at = store1.cursor("db", DefaultGroup)
+			}
+			store1.mu.Lock()
+			if len(violations) > 0 {
+				t.Errorf("%d checkpoint violations, first: %s", len(violations), violations[0])
+			}
+			store1.onSave = nil
+			store1.mu.Unlock()
+			unfinished := map[uint64]bool{}
+			for _, p := range at.Pending {
+				unfinished[p] = true
+			}
+			for p := at.Through + 1; p <= n; p++ {
+				unfinished[p] = true
+			}
+			if len(unfinished) == 0 || len(unfinished) == n {
+				t.Fatalf("stop point %+v is not mid-stream", at)
+			}
+			if !crash {
+				for p := uint64(1); p <= n; p++ {
+					if fl1.finished(p) && unfinished[p] {
+						t.Errorf("event %d finished in run 1 but the final checkpoint %+v keeps it", p, at)
+					}
+				}
+				for p := uint64(31); p <= at.Through; p += 31 {
+					if !unfinished[p] {
+						t.Errorf("event %d waits on an hour's retry but the final checkpoint %+v passed it", p, at)
+					}
+				}
+			}
+
+			// Run 2: a fresh engine from the saved cursor, healthy receiver.
+			before := len(src.deliveredPositions())
+			var got2 deliveries
+			x2 := &recExec{fn: func(ctx context.Context, req effect.Request, attempt int) error {
+				got2.add(posOf(req))
+				return nil
+			}}
+			var fl2 finishLog
+			cfg2 := cfg
+			cfg2.Hooks = fl2.hooks()
+			h2 := start(t, cfg2, src, store2, map[string]effect.Executor{abi.EffectLog: x2})
+			waitFor(t, 20*time.Second, "the unfinished events finished", func() bool { return fl2.count() == len(unfinished) })
+			if err := h2.stop(); err != nil {
+				t.Fatalf("run 2: %v", err)
+			}
+			redelivered := src.deliveredPositions()[before:]
+			if len(redelivered) != len(unfinished) {
+				t.Errorf("run 2 read %d events, want the %d unfinished at the stop", len(redelivered), len(unfinished))
+			}
+			var dups int
+			for p := uint64(1); p <= n; p++ {
+				if !got1.has(p) && !got2.has(p) {
+					t.Errorf("event %d was never delivered", p)
+				}
+				if got1.has(p) && got2.has(p) {
+					dups++
+					if !unfinished[p] {
+						t.Errorf("event %d delivered twice but was finished at the stop", p)
+					}
+				}
+			}
+			if c := store2.cursor("db", DefaultGroup); c.Through != n || len(c.Pending) != 0 {
+				t.Errorf("final checkpoint after run 2 = %+v, want through %d", c, n)
+			}
+			t.Logf("stop at %+v: %d unfinished, %d delivered twice", at.Normalize(), len(unfinished), dups)
+		})
+	}
+}
+
+func TestCleanStopRestartRedeliversNothing(t *testing.T) {
+	src, store := newMemSource("db"), newMemStore()
+	for i := range 50 {
+		src.add(ev("orders", fmt.Sprintf("k%d", i%7), event.OpInsert, nil))
+	}
+	x := &recExec{}
+	cfg := Config{Observers: []Observer{{Name: "o", Entity: "orders", Action: ActStep{Plugin: logActor(1)}}}}
+	var fl finishLog
+	cfg.Hooks = fl.hooks()
+	h := start(t, cfg, src, store, map[string]effect.Executor{"log": x})
+	waitFor(t, 10*time.Second, "50 events finished", func() bool { return fl.count() == 50 })
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if c := store.cursor("db", DefaultGroup); c.Through != 50 || len(c.Pending) != 0 {
+		t.Fatalf("checkpoint after a clean stop = %+v", c)
+	}
+
+	src.add(ev("orders", "k1", event.OpUpdate, nil), ev("orders", "k2", event.OpUpdate, nil)) // 51, 52
+	before := len(src.deliveredPositions())
+	x2 := &recExec{}
+	var fl2 finishLog
+	cfg.Hooks = fl2.hooks()
+	h2 := start(t, cfg, src, store, map[string]effect.Executor{"log": x2})
+	waitFor(t, 10*time.Second, "2 new events finished", func() bool { return fl2.count() == 2 })
+	time.Sleep(20 * time.Millisecond)
+	if err := h2.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := src.deliveredPositions()[before:]; len(got) != 2 || got[0] != 51 || got[1] != 52 {
+		t.Errorf("restart read %v, want only [51 52]", got)
+	}
+	if n := len(x2.requests()); n != 2 {
+		t.Errorf("restart sent %d effects, want 2", n)
+	}
+}

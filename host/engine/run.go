@@ -1,0 +1,369 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fraiseql/observer/host/event"
+	"github.com/fraiseql/observer/host/resilience"
+	"github.com/fraiseql/observer/host/source"
+)
+
+// run is the state of one Run.
+type run struct {
+	e     *Engine
+	sched *scheduler
+	wm    *watermark
+	// space gets a token when an event finishes, waking a reader paused
+	// by MaxInFlight.
+	space chan struct{}
+	// cpMu serialises saves; saved is the last cursor saved (or loaded).
+	cpMu  sync.Mutex
+	saved source.Cursor
+}
+
+// Run loads the cursor of (source, group) from the store, opens the source
+// at it and processes events until ctx is cancelled, saving the checkpoint
+// every CheckpointInterval when it moved.
+//
+// When ctx is cancelled Run stops reading, lets the units already running
+// finish for up to ShutdownTimeout (then cancels them), abandons retries
+// waiting on their timers, saves the final checkpoint with a fresh
+// context, closes the source and returns nil. Everything not finished at
+// that point is pending in the saved cursor and is delivered again by the
+// next Run; nothing finished is.
+//
+// Run returns an error only for what retrying cannot fix: the cursor cannot
+// be loaded, the source cannot be opened or fails, or the final checkpoint
+// cannot be saved. Run may be called once per Engine.
+func (e *Engine) Run(ctx context.Context) error {
+	if !e.running.CompareAndSwap(false, true) {
+		return errors.New("engine: Run called more than once")
+	}
+	name, group := e.src.Name(), e.cfg.Group
+	cur, _, err := e.store.LoadCursor(ctx, name, group)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("engine: load cursor of source %q group %q: %w", name, group, err)
+	}
+	cur = cur.Normalize()
+	if err := e.src.Open(ctx, cur); err != nil {
+		e.src.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("engine: open source %q at %d (+%d pending): %w", name, cur.Through, len(cur.Pending), err)
+	}
+	e.log.LogAttrs(ctx, slog.LevelInfo, "engine started",
+		slog.String(logSource, name), slog.String(logGroup, group),
+		slog.Uint64(logThrough, cur.Through), slog.Int(logPending, len(cur.Pending)),
+		slog.Int("observers", len(e.obs)), slog.Int("concurrency", e.cfg.Concurrency))
+
+	r := &run{e: e, sched: newScheduler(), wm: newWatermark(cur), space: make(chan struct{}, 1), saved: cur}
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	var workers sync.WaitGroup
+	for range e.cfg.Concurrency {
+		workers.Go(func() { r.work(workCtx) })
+	}
+	cpCtx, stopCP := context.WithCancel(context.WithoutCancel(ctx))
+	var cp sync.WaitGroup
+	cp.Go(func() { r.checkpointLoop(cpCtx) })
+
+	readErr := r.readLoop(ctx)
+
+	// Stop: nothing new starts; running units get ShutdownTimeout.
+	r.sched.stop()
+	if !waitTimeout(&workers, e.cfg.ShutdownTimeout) {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "shutdown timeout: cancelling running work",
+			slog.Duration("timeout", e.cfg.ShutdownTimeout))
+		cancelWork()
+		if !waitTimeout(&workers, e.cfg.ShutdownTimeout) {
+			// A call ignores cancellation. Its unit is unfinished, so the
+			// cursor below keeps it pending; saving now loses nothing.
+			e.log.LogAttrs(ctx, slog.LevelError, "work still running after cancellation; saving the checkpoint anyway")
+		}
+	}
+	stopCP()
+	cp.Wait()
+
+	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), finalSaveTimeout)
+	saveErr := r.saveFinal(saveCtx)
+	cancelSave()
+	if err := e.src.Close(); err != nil {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "closing source", slog.String(logSource, name), slog.String(logError, err.Error()))
+	}
+	st := e.Stats()
+	e.log.LogAttrs(ctx, slog.LevelInfo, "engine stopped",
+		slog.String(logSource, name), slog.String(logGroup, group),
+		slog.Uint64(logThrough, st.CheckpointThrough), slog.Int(logPending, st.CheckpointPending),
+		slog.Uint64("events_read", st.EventsRead), slog.Uint64("events_finished", st.EventsFinished))
+	return errors.Join(readErr, saveErr)
+}
+
+// finalSaveTimeout bounds the retries of the last checkpoint save.
+const finalSaveTimeout = 30 * time.Second
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// readLoop reads and dispatches batches until ctx ends or the source fails.
+func (r *run) readLoop(ctx context.Context) error {
+	e := r.e
+	maxIn := int64(e.cfg.MaxInFlight)
+	var b batchScratch
+	for {
+		n := e.stats.inFlight.Load()
+		for n >= maxIn {
+			select {
+			case <-r.space:
+			case <-ctx.Done():
+				return nil
+			}
+			n = e.stats.inFlight.Load()
+		}
+		batch, err := e.src.Read(ctx, int(min(int64(e.cfg.BatchSize), maxIn-n)))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("engine: read source %q: %w", e.src.Name(), err)
+		}
+		r.dispatch(ctx, batch, &b)
+	}
+}
+
+// batchScratch is reused across batches to keep dispatch allocation-free
+// beyond the per-event state and per-unit records.
+type batchScratch struct {
+	positions []uint64
+	units     []pending
+	routes    []routed
+	states    []*eventState
+}
+
+func (r *run) dispatch(ctx context.Context, batch source.Batch, b *batchScratch) {
+	e := r.e
+	b.positions, b.units, b.states = b.positions[:0], b.units[:0], b.states[:0]
+	for i := range batch.Records {
+		rec := &batch.Records[i]
+		if rec.Event == nil {
+			// Contract violation: nothing to track or dead-letter.
+			e.log.LogAttrs(ctx, slog.LevelError, "source returned a record without an event; skipped",
+				slog.String(logSource, e.src.Name()), slog.Any(logError, rec.DecodeErr))
+			b.states = append(b.states, nil)
+			continue
+		}
+		b.positions = append(b.positions, rec.Event.Position)
+		b.states = append(b.states, &eventState{ev: rec.Event, raw: rec.Raw})
+	}
+	// Register first: a unit may finish before dispatch returns.
+	e.stats.inFlight.Add(int64(len(b.positions)))
+	r.wm.add(b.positions, batch.Frontier)
+
+	var done []*eventState
+	for i := range batch.Records {
+		es := b.states[i]
+		if es == nil {
+			continue
+		}
+		e.stats.read.Add(1)
+		rec := &batch.Records[i]
+		if rec.DecodeErr != nil {
+			es.matched = 1
+			es.remaining.Store(1)
+			e.stats.matched.Add(1)
+			b.units = append(b.units, pending{key: queueKey{obs: -1}, u: &unit{ev: es, attempt: 1,
+				fail: &StageError{Stage: StageDecode, Effect: -1, Err: resilience.MarkPermanent(rec.DecodeErr)}}})
+			continue
+		}
+		b.routes = e.route(es.ev, b.routes[:0])
+		if len(b.routes) == 0 {
+			done = append(done, es)
+			continue
+		}
+		e.stats.matched.Add(1)
+		es.matched = int32(len(b.routes))
+		es.remaining.Store(es.matched)
+		key := event.OrderKey(es.ev)
+		for _, rt := range b.routes {
+			b.units = append(b.units, pending{key: queueKey{obs: rt.o.idx, key: key}, u: &unit{ev: es, o: rt.o, attempt: 1, fail: rt.err}})
+		}
+	}
+	r.sched.enqueue(b.units)
+	clear(b.units)
+	clear(b.states)
+	for _, es := range done {
+		r.finishEvent(es, 0)
+	}
+}
+
+// work is one worker: it runs ready queues' head units until the stop.
+func (r *run) work(ctx context.Context) {
+	e := r.e
+	for {
+		q, u := r.sched.next()
+		if q == nil {
+			return
+		}
+		out, se := e.runUnit(ctx, u)
+		switch out {
+		case outDone:
+			r.finishUnit(u, UnitDone)
+			r.sched.advance(q)
+			continue
+		case outFiltered:
+			e.stats.filtered.Add(1)
+			r.finishUnit(u, UnitFiltered)
+			r.sched.advance(q)
+			continue
+		}
+		if ctx.Err() != nil {
+			// The shutdown timeout cancelled the call; that says nothing
+			// about the event. Leave it unfinished.
+			r.sched.abandon(q)
+			continue
+		}
+		maxAttempts := 1
+		if u.o != nil {
+			maxAttempts = u.o.Retry.MaxAttempts
+		}
+		if u.fail != nil || resilience.Permanent(se) || u.attempt >= maxAttempts {
+			if e.deadLetter(ctx, u, se) {
+				r.finishUnit(u, UnitDeadLettered)
+				r.sched.advance(q)
+			} else {
+				r.sched.abandon(q)
+			}
+			continue
+		}
+		failed := u.attempt
+		delay := u.o.Retry.Delay(failed, nil)
+		ev := u.ev.ev
+		// Written before the timer exists; the scheduler's mutex orders it
+		// before the next worker's read.
+		u.attempt++
+		if !r.sched.retry(q, delay) {
+			continue // stopping: abandoned, stays pending
+		}
+		e.stats.retries.Add(1)
+		e.log.LogAttrs(ctx, slog.LevelInfo, "will retry",
+			slog.String(logEventID, ev.ID), slog.Uint64(logPosition, ev.Position),
+			slog.String(logObserver, u.o.Name), slog.String(logPlugin, se.Plugin),
+			slog.String(logStage, se.Stage), slog.Int(logEffect, se.Effect),
+			slog.Int(logAttempt, failed), slog.Duration(logDelay, delay),
+			slog.String(logError, se.Err.Error()))
+		if h := e.cfg.Hooks.RetryScheduled; h != nil {
+			h(RetryScheduled{EventID: ev.ID, Position: ev.Position, Observer: u.o.Name, Stage: se.Stage,
+				Effect: se.Effect, Attempt: failed, Delay: delay, Err: se})
+		}
+	}
+}
+
+func (r *run) finishUnit(u *unit, outcome string) {
+	e := r.e
+	if h := e.cfg.Hooks.UnitFinished; h != nil {
+		uf := UnitFinished{EventID: u.ev.ev.ID, Position: u.ev.ev.Position, Outcome: outcome}
+		if u.o != nil {
+			uf.Observer = u.o.Name
+		}
+		h(uf)
+	}
+	if u.ev.remaining.Add(-1) == 0 {
+		r.finishEvent(u.ev, int(u.ev.matched))
+	}
+}
+
+func (r *run) finishEvent(es *eventState, matched int) {
+	e := r.e
+	r.wm.finish(es.ev.Position)
+	e.stats.finished.Add(1)
+	if e.stats.inFlight.Add(-1) < int64(e.cfg.MaxInFlight) {
+		select {
+		case r.space <- struct{}{}:
+		default:
+		}
+	}
+	if h := e.cfg.Hooks.EventFinished; h != nil {
+		h(EventFinished{EventID: es.ev.ID, Position: es.ev.Position, Matched: matched})
+	}
+}
+
+// checkpointLoop saves the cursor every CheckpointInterval when it moved.
+// A failed save is logged and tried again at the next tick: the previous
+// checkpoint stays valid, only older.
+func (r *run) checkpointLoop(ctx context.Context) {
+	t := time.NewTicker(r.e.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := r.save(ctx); err != nil && ctx.Err() == nil {
+				r.e.log.LogAttrs(ctx, slog.LevelWarn, "checkpoint save failed; will retry",
+					slog.String(logSource, r.e.src.Name()), slog.String(logError, err.Error()))
+			}
+		}
+	}
+}
+
+// save stores the current cursor if it differs from the last one saved.
+func (r *run) save(ctx context.Context) error {
+	r.cpMu.Lock()
+	defer r.cpMu.Unlock()
+	cur := r.wm.cursor()
+	if sameCursor(cur, r.saved) {
+		return nil
+	}
+	e := r.e
+	if err := e.store.SaveCursor(ctx, e.src.Name(), e.cfg.Group, cur); err != nil {
+		return fmt.Errorf("engine: save cursor of source %q group %q: %w", e.src.Name(), e.cfg.Group, err)
+	}
+	r.saved = cur
+	e.stats.cpThrough.Store(cur.Through)
+	e.stats.cpPending.Store(int64(len(cur.Pending)))
+	e.stats.cpAt.Store(time.Now().UnixNano())
+	if h := e.cfg.Hooks.CheckpointSaved; h != nil {
+		h(cur)
+	}
+	return nil
+}
+
+// saveFinal saves the last checkpoint, retrying until ctx ends.
+func (r *run) saveFinal(ctx context.Context) error {
+	delay := 50 * time.Millisecond
+	for {
+		err := r.save(ctx)
+		if err == nil {
+			return nil
+		}
+		r.e.log.LogAttrs(ctx, slog.LevelWarn, "final checkpoint save failed; retrying",
+			slog.String(logSource, r.e.src.Name()), slog.String(logError, err.Error()))
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("final checkpoint (events after the previous one will be delivered again): %w", err)
+		case <-t.C:
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
