@@ -418,14 +418,14 @@ func TestRouting(t *testing.T) {
 	})
 	src, store := newMemSource("db"), newMemStore()
 	src.add(
-		ev("payment", "1", event.OpInsert, map[string]any{"amount": json.Number("12.50")}),                 // 1: big
-		ev("payment", "2", event.OpInsert, map[string]any{"amount": json.Number("9.99")}),                  // 2: none
+		ev("payment", "1", event.OpInsert, map[string]any{"amount": json.Number("12.50")}),                // 1: big
+		ev("payment", "2", event.OpInsert, map[string]any{"amount": json.Number("9.99")}),                 // 2: none
 		ev("payment", "3", event.OpUpdate, map[string]any{"amount": json.Number("50"), "status": "test"}), // 3: none
-		ev("payment", "4", event.OpDelete, map[string]any{"amount": json.Number("50")}),                    // 4: op not wanted
-		ev("customer", "5", event.OpInsert, map[string]any{"vip": true}),                                   // 5: vip, all
-		ev("customer", "6", event.OpInsert, map[string]any{"vip": false}),                                  // 6: all only
-		ev("customer", "boom", event.OpUpdate, nil),                                                        // 7: condition error for "all"
-		ev("rental", "8", event.OpInsert, nil),                                                             // 8: nobody
+		ev("payment", "4", event.OpDelete, map[string]any{"amount": json.Number("50")}),                   // 4: op not wanted
+		ev("customer", "5", event.OpInsert, map[string]any{"vip": true}),                                  // 5: vip, all
+		ev("customer", "6", event.OpInsert, map[string]any{"vip": false}),                                 // 6: all only
+		ev("customer", "boom", event.OpUpdate, nil),                                                       // 7: condition error for "all"
+		ev("rental", "8", event.OpInsert, nil),                                                            // 8: nobody
 	)
 	x := &recExec{}
 	var fl finishLog
