@@ -17,14 +17,15 @@ import (
 )
 
 // Filter is a plugin in the filter role (*pluginhost.Plugin satisfies it).
-// It must be safe for concurrent use.
+// It must be safe for concurrent use and must not keep in after returning:
+// the engine reuses it.
 type Filter interface {
 	Name() string
 	Filter(ctx context.Context, in *abi.Input) (abi.FilterResult, error)
 }
 
 // Actor is a plugin in the act role (*pluginhost.Plugin satisfies it). It
-// must be safe for concurrent use.
+// must be safe for concurrent use and must not keep in after returning.
 type Actor interface {
 	Name() string
 	Act(ctx context.Context, in *abi.Input) (abi.ActResult, error)

@@ -40,6 +40,9 @@ type unit struct {
 	// fail is set when the unit is doomed before it runs (decode or
 	// condition failure): it is dead-lettered without running anything.
 	fail *StageError
+	// in is the input of the current plugin call, reused across calls to
+	// save an allocation per call; plugins must not keep it.
+	in abi.Input
 }
 
 type outcome uint8
@@ -103,7 +106,7 @@ func (e *Engine) runUnit(ctx context.Context, u *unit) (outcome, *StageError) {
 
 func (e *Engine) input(u *unit, plugin, role string, cfg json.RawMessage) *abi.Input {
 	ev := u.ev.ev
-	return &abi.Input{
+	u.in = abi.Input{
 		ABI: abi.VersionString,
 		Context: abi.CallContext{
 			Observer: u.o.Name,
@@ -117,6 +120,7 @@ func (e *Engine) input(u *unit, plugin, role string, cfg json.RawMessage) *abi.I
 		Event:  ev,
 		Config: cfg,
 	}
+	return &u.in
 }
 
 // execute runs effect i of u, or logs it in a dry run.
