@@ -293,6 +293,11 @@ func (r *run) finishUnit(u *unit, outcome string) {
 
 func (r *run) finishEvent(es *eventState, matched int) {
 	e := r.e
+	// The hook runs before the watermark lets the event go, so no
+	// checkpoint covers an event its hook has not seen yet.
+	if h := e.cfg.Hooks.EventFinished; h != nil {
+		h(EventFinished{EventID: es.ev.ID, Position: es.ev.Position, Matched: matched})
+	}
 	r.wm.finish(es.ev.Position)
 	e.stats.finished.Add(1)
 	if e.stats.inFlight.Add(-1) < int64(e.cfg.MaxInFlight) {
@@ -300,9 +305,6 @@ func (r *run) finishEvent(es *eventState, matched int) {
 		case r.space <- struct{}{}:
 		default:
 		}
-	}
-	if h := e.cfg.Hooks.EventFinished; h != nil {
-		h(EventFinished{EventID: es.ev.ID, Position: es.ev.Position, Matched: matched})
 	}
 }
 

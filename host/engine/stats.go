@@ -67,7 +67,8 @@ func (e *Engine) Stats() Stats {
 // the engine.
 type Hooks struct {
 	// EventFinished: every matched observer's unit for the event finished
-	// (or no observer wanted it). Called once per read event.
+	// (or no observer wanted it). Called once per read event, before any
+	// checkpoint can pass the event.
 	EventFinished func(EventFinished)
 	// UnitFinished: one observer is done with one event.
 	UnitFinished func(UnitFinished)
