@@ -1,0 +1,257 @@
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Config configures a Host.
+type Config struct {
+	// CacheDir holds compiled modules across runs; "" keeps them in memory only.
+	CacheDir string
+	// Logger receives plugin log lines and load warnings; nil discards them.
+	Logger *slog.Logger
+}
+
+// Limits bound one plugin. A zero field takes its DefaultLimits value.
+type Limits struct {
+	// MemoryBytes caps the guest's linear memory (rounded down to 64 KiB
+	// pages) and, separately, its kernel memory (input, output, blocks).
+	MemoryBytes uint64
+	// Timeout bounds one call; a call past it is stopped and its instance discarded.
+	Timeout time.Duration
+	// MaxOutputBytes caps the output a call may set.
+	MaxOutputBytes int
+	// MaxInstances caps concurrent calls (one instance serves one call).
+	MaxInstances int
+}
+
+// DefaultLimits are the limits of a plugin configured with none: 64 MiB,
+// 2 s, 1 MiB of output, one instance per CPU.
+func DefaultLimits() Limits {
+	return Limits{MemoryBytes: 64 << 20, Timeout: 2 * time.Second, MaxOutputBytes: 1 << 20, MaxInstances: runtime.GOMAXPROCS(0)}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.MemoryBytes == 0 {
+		l.MemoryBytes = d.MemoryBytes
+	}
+	if l.Timeout == 0 {
+		l.Timeout = d.Timeout
+	}
+	if l.MaxOutputBytes == 0 {
+		l.MaxOutputBytes = d.MaxOutputBytes
+	}
+	if l.MaxInstances == 0 {
+		l.MaxInstances = d.MaxInstances
+	}
+	return l
+}
+
+func (l Limits) validate() error {
+	switch {
+	case l.MemoryBytes < wasmPage:
+		return fmt.Errorf("Limits.MemoryBytes %d is below one 64 KiB page", l.MemoryBytes)
+	case l.MemoryBytes > 4<<30:
+		return fmt.Errorf("Limits.MemoryBytes %d is above the 4 GiB a 32-bit module can address", l.MemoryBytes)
+	case l.Timeout < 0:
+		return fmt.Errorf("Limits.Timeout %s is negative", l.Timeout)
+	case l.MaxOutputBytes < 0:
+		return fmt.Errorf("Limits.MaxOutputBytes %d is negative", l.MaxOutputBytes)
+	case l.MaxInstances < 0:
+		return fmt.Errorf("Limits.MaxInstances %d is negative", l.MaxInstances)
+	}
+	return nil
+}
+
+const wasmPage = 64 << 10
+
+// Spec says which module to load and how to bound it.
+type Spec struct {
+	// Name identifies the plugin in errors and logs (the name in
+	// observer.toml); "" uses the manifest's name.
+	Name string
+	// Path is the .wasm file.
+	Path string
+	// Wasm, if set, is the module's bytes, used instead of reading Path
+	// (Path still names it in errors).
+	Wasm   []byte
+	Limits Limits
+	// Config is what the guest reads with config_get.
+	Config map[string]string
+}
+
+// Host loads plugins. Compiled code is shared between every plugin of a
+// Host through one wazero compilation cache (in memory, keyed by the
+// module's content hash, and on disk under Config.CacheDir).
+//
+// A Host is safe for concurrent use. Close closes every plugin it loaded.
+type Host struct {
+	log   *slog.Logger
+	cache wazero.CompilationCache
+
+	mu      sync.Mutex
+	plugins map[*Plugin]struct{}
+	closed  bool
+}
+
+// New returns a Host. Close it to release compiled code.
+func New(ctx context.Context, cfg Config) (*Host, error) {
+	h := &Host{log: cfg.Logger, plugins: map[*Plugin]struct{}{}}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CacheDir != "" {
+		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+			return nil, fmt.Errorf("plugin host: compilation cache directory: %w", err)
+		}
+		c, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("plugin host: compilation cache in %s: %w", cfg.CacheDir, err)
+		}
+		h.cache = c
+	} else {
+		h.cache = wazero.NewCompilationCache()
+	}
+	return h, nil
+}
+
+// Load compiles (or finds in the cache) the module, instantiates one
+// instance, calls describe and checks the manifest. A module that is not
+// valid WebAssembly, lacks describe, speaks another ABI major or declares
+// a role it does not export is refused with a *LoadError naming the file.
+func (h *Host) Load(ctx context.Context, spec Spec) (*Plugin, error) {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return nil, &LoadError{Path: spec.Path, Err: ErrClosed}
+	}
+	p, err := h.load(ctx, spec)
+	if err != nil {
+		return nil, &LoadError{Path: spec.Path, Err: err}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		_ = p.Close(ctx)
+		return nil, &LoadError{Path: spec.Path, Err: ErrClosed}
+	}
+	h.plugins[p] = struct{}{}
+	return p, nil
+}
+
+// Close closes every plugin and the compilation cache. Calls in flight are
+// stopped.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	ps := make([]*Plugin, 0, len(h.plugins))
+	for p := range h.plugins {
+		ps = append(ps, p)
+	}
+	h.mu.Unlock()
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, p.Close(ctx))
+	}
+	errs = append(errs, h.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+func (h *Host) forget(p *Plugin) {
+	h.mu.Lock()
+	delete(h.plugins, p)
+	h.mu.Unlock()
+}
+
+func (h *Host) load(ctx context.Context, spec Spec) (*Plugin, error) {
+	if spec.Path == "" && spec.Wasm == nil {
+		return nil, errors.New("Spec.Path is empty")
+	}
+	bin := spec.Wasm
+	if bin == nil {
+		b, err := os.ReadFile(spec.Path)
+		if err != nil {
+			return nil, err
+		}
+		bin = b
+	}
+	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
+		return nil, errors.New("not a WebAssembly module (no \\0asm header)")
+	}
+	lim := spec.Limits.withDefaults()
+	if err := lim.validate(); err != nil {
+		return nil, err
+	}
+	name := spec.Name
+	if name == "" {
+		name = filepath.Base(spec.Path)
+	}
+	rcfg := wazero.NewRuntimeConfig().
+		WithCompilationCache(h.cache).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(uint32(lim.MemoryBytes / wasmPage))
+	rt := wazero.NewRuntimeWithConfig(ctx, rcfg)
+	p := &Plugin{
+		h:            h,
+		name:         name,
+		nameFromFile: spec.Name == "",
+		path:         spec.Path,
+		limits:       lim,
+		config:       spec.Config,
+		rt:           rt,
+		log:          h.log,
+		idle:         make(chan *instance, lim.MaxInstances),
+		slots:        make(chan struct{}, lim.MaxInstances),
+		done:         make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = rt.Close(context.Background())
+		}
+	}()
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return nil, fmt.Errorf("WASI: %w", err)
+	}
+	if err := instantiateEnv(ctx, rt); err != nil {
+		return nil, fmt.Errorf("%s imports: %w", envModule, err)
+	}
+	compiled, err := rt.CompileModule(ctx, bin)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid WebAssembly module for this host (limit %d bytes of memory): %w", lim.MemoryBytes, err)
+	}
+	p.compiled = compiled
+	p.exports = compiled.ExportedFunctions()
+	_, p.hasInit = p.exports["_initialize"]
+	if _, has := p.exports["describe"]; !has {
+		return nil, errors.New(`the module has no "describe" export, so it is not an observer plugin (abi/SPEC.md)`)
+	}
+	for _, def := range compiled.ImportedFunctions() {
+		mod, fn, _ := def.Import()
+		if mod != envModule && mod != wasi_snapshot_preview1.ModuleName {
+			return nil, fmt.Errorf("the module imports %s.%s; observer provides only %q and %q", mod, fn, envModule, wasi_snapshot_preview1.ModuleName)
+		}
+	}
+	if err := p.describe(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}

@@ -1,0 +1,270 @@
+package pluginhost
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/fraiseql/observer/abi"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// instance is one instantiated module with its kernel memory. It serves
+// one call at a time; the pool hands it to one caller at a time.
+//
+// Interruption: the runtime is built WithCloseOnContextDone, which makes
+// the compiled code check at every loop header and function entry whether
+// the module was closed. A call is passed the instance's own context, which
+// is never canceled (so wazero starts no watcher goroutine per call); a
+// per-instance timer, re-armed for each call, closes the module when
+// Limits.Timeout passes, and context.AfterFunc does the same when the
+// caller's context ends. Either way the call returns a sys.ExitError and
+// the instance is discarded.
+type instance struct {
+	p     *Plugin
+	mod   api.Module
+	ctx   context.Context // carries the instance to host functions
+	k     *kernel
+	stack []uint64
+	funcs map[string]api.Function
+
+	timer    *time.Timer
+	onCancel func()
+
+	stderr tailBuffer
+	nanos  int64
+
+	vars     map[string][]byte
+	varBytes int
+
+	// Set by a host function that aborts the call.
+	broken     bool // the last call trapped
+	faultKind  ErrorKind
+	faultErr   error
+	kernelFull bool
+
+	enc    *json.Encoder
+	encBuf bytes.Buffer
+}
+
+// randSeed seeds every instance's WASI random source: guests get a fixed
+// stream, so a replay draws the same "random" bytes.
+var randSeed = [32]byte{'o', 'b', 's', 'e', 'r', 'v', 'e', 'r', ' ', 'a', 'b', 'i', ' ', 'v', '1'}
+
+func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
+	in := &instance{
+		p:     p,
+		k:     newKernel(p.limits.MemoryBytes),
+		stack: make([]uint64, 1),
+		funcs: make(map[string]api.Function, 4),
+		vars:  map[string][]byte{},
+	}
+	in.ctx = context.WithValue(context.Background(), instanceKey{}, in)
+	in.enc = json.NewEncoder(&in.encBuf)
+	in.enc.SetEscapeHTML(false)
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions(). // reactors: _initialize is called below, under the limits
+		WithStderr(&in.stderr).
+		WithWalltime(func() (int64, int32) { return 0, 0 }, sys.ClockResolution(1)).
+		WithNanotime(func() int64 { in.nanos += 1000; return in.nanos }, sys.ClockResolution(1)).
+		WithRandSource(rand.NewChaCha8(randSeed))
+	mod, err := p.rt.InstantiateModule(in.ctx, p.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	in.mod = mod
+	in.timer = time.AfterFunc(time.Hour, func() {
+		_ = mod.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
+	})
+	in.timer.Stop()
+	in.onCancel = func() { _ = mod.CloseWithExitCode(context.Background(), sys.ExitCodeContextCanceled) }
+	if p.hasInit {
+		if _, cerr := in.invoke(ctx, "_initialize", nil); cerr != nil {
+			in.close()
+			return nil, cerr
+		}
+	}
+	return in, nil
+}
+
+func (in *instance) close() {
+	in.timer.Stop()
+	_ = in.mod.Close(context.Background())
+}
+
+// healthy reports whether the instance may serve another call: not after
+// a trap (the guest's state is unknown, and a trap does not close the
+// module by itself), a timeout or a limit.
+func (in *instance) healthy() bool { return !in.broken && !in.mod.IsClosed() }
+
+// fn returns the cached handle of an export (looking an export up in
+// wazero builds a new call engine, so it is done once per instance).
+func (in *instance) fn(name string) (api.Function, error) {
+	if f, ok := in.funcs[name]; ok {
+		return f, nil
+	}
+	def, ok := in.p.exports[name]
+	if !ok {
+		return nil, fmt.Errorf("the module has no export %q", name)
+	}
+	if len(def.ParamTypes()) != 0 || len(def.ResultTypes()) > 1 || (len(def.ResultTypes()) == 1 && def.ResultTypes()[0] != api.ValueTypeI32) {
+		return nil, fmt.Errorf("export %q has signature %v -> %v, want () -> i32", name, def.ParamTypes(), def.ResultTypes())
+	}
+	f := in.mod.ExportedFunction(name)
+	in.funcs[name] = f
+	return f, nil
+}
+
+// fail aborts the running call from a host function with a classified error.
+func (in *instance) fail(kind ErrorKind, format string, args ...any) {
+	in.faultKind = kind
+	in.faultErr = fmt.Errorf(format, args...)
+	panic(in.faultErr)
+}
+
+// trap aborts the running call for a kernel import given a bad offset.
+func (in *instance) trap(fn string, off uint64) {
+	in.fail(KindTrap, "%s: offset %d is outside the kernel memory or not an allocated block", fn, off)
+}
+
+// invoke runs one export on input and returns its output, which aliases
+// the kernel memory until the next call on this instance.
+func (in *instance) invoke(ctx context.Context, export string, input []byte) ([]byte, *CallError) {
+	if err := ctx.Err(); err != nil {
+		return nil, in.p.callError(export, KindCanceled, err)
+	}
+	f, err := in.fn(export)
+	if err != nil {
+		return nil, in.p.callError(export, KindMissingExport, err)
+	}
+	in.k.reset()
+	in.stderr.reset()
+	in.faultKind, in.faultErr, in.kernelFull = 0, nil, false
+	if len(in.vars) > 0 {
+		clear(in.vars)
+		in.varBytes = 0
+	}
+	if !in.k.setInput(input) {
+		return nil, in.p.callError(export, KindMemory, fmt.Errorf("input of %d bytes does not fit the kernel memory limit of %d bytes (Limits.MemoryBytes)", len(input), in.p.limits.MemoryBytes))
+	}
+
+	in.timer.Reset(in.p.limits.Timeout)
+	var stop func() bool
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, in.onCancel)
+	}
+	in.stack[0] = 0
+	err = f.CallWithStack(in.ctx, in.stack)
+	timedOut := !in.timer.Stop()
+	canceled := stop != nil && !stop()
+
+	if err != nil {
+		in.broken = true
+		return nil, in.classify(export, err, timedOut, canceled, ctx)
+	}
+	if msg, ok := in.k.errorMessage(); ok {
+		return nil, in.p.callError(export, KindGuest, &abi.Error{Message: string(msg)})
+	}
+	if rc := uint32(in.stack[0]); len(f.Definition().ResultTypes()) == 1 && rc != 0 {
+		return nil, in.p.callError(export, KindGuest, &abi.Error{Message: fmt.Sprintf("export returned %d without an error message", rc)})
+	}
+	return in.k.output(), nil
+}
+
+// classify turns an error from the guest into a CallError.
+func (in *instance) classify(export string, err error, timedOut, canceled bool, ctx context.Context) *CallError {
+	lim := in.p.limits
+	select {
+	case <-in.p.done:
+		return in.p.callError(export, KindCanceled, ErrClosed)
+	default:
+	}
+	if in.faultErr != nil {
+		if in.faultKind == KindTrap && in.kernelFull {
+			return in.p.callError(export, KindMemory, fmt.Errorf("kernel memory exhausted at the limit of %d bytes (Limits.MemoryBytes): %w", lim.MemoryBytes, in.faultErr))
+		}
+		return in.p.callError(export, in.faultKind, in.faultErr)
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch {
+		case exit.ExitCode() == sys.ExitCodeDeadlineExceeded && timedOut:
+			return in.p.callError(export, KindTimeout, fmt.Errorf("call exceeded the time limit of %s (Limits.Timeout) and was stopped", lim.Timeout))
+		case exit.ExitCode() == sys.ExitCodeContextCanceled && canceled:
+			return in.p.callError(export, KindCanceled, fmt.Errorf("call stopped: %w", context.Cause(ctx)))
+		}
+	}
+	if in.outOfMemory() {
+		return in.p.callError(export, KindMemory, fmt.Errorf("guest ran out of memory at the limit of %d bytes (Limits.MemoryBytes)%s", lim.MemoryBytes, in.stderr.suffix()))
+	}
+	if exit != nil {
+		return in.p.callError(export, KindTrap, fmt.Errorf("guest exited with code %d%s", exit.ExitCode(), in.stderr.suffix()))
+	}
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i] // drop wazero's wasm stack trace
+	}
+	return in.p.callError(export, KindTrap, fmt.Errorf("%s%s", msg, in.stderr.suffix()))
+}
+
+// outOfMemory guesses whether a failed call ran out of memory: a failed
+// memory.grow is not observable, so this looks for what guests print
+// (Go: "fatal error: out of memory"; Rust: "memory allocation of N bytes
+// failed") and for a linear memory within 1/16 of the cap.
+func (in *instance) outOfMemory() bool {
+	if in.kernelFull {
+		return true
+	}
+	s := in.stderr.String()
+	if strings.Contains(s, "out of memory") || strings.Contains(s, "memory allocation of") {
+		return true
+	}
+	if mem := in.mod.Memory(); mem != nil {
+		lim := in.p.limits.MemoryBytes
+		return uint64(mem.Size()) >= lim-lim/16
+	}
+	return false
+}
+
+// tailBuffer keeps the first bytes a guest writes to stderr during a call
+// (a Go panic message and its first frames), bounded so a chatty guest
+// cannot grow it.
+type tailBuffer struct {
+	b []byte
+}
+
+const stderrKeep = 2 << 10
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	if room := stderrKeep - len(t.b); room > 0 {
+		if len(p) > room {
+			t.b = append(t.b, p[:room]...)
+		} else {
+			t.b = append(t.b, p...)
+		}
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) reset()         { t.b = t.b[:0] }
+func (t *tailBuffer) String() string { return string(t.b) }
+
+// suffix renders the captured stderr for an error message.
+func (t *tailBuffer) suffix() string {
+	s := strings.TrimSpace(string(t.b))
+	if s == "" {
+		return ""
+	}
+	if len(s) > 600 {
+		s = s[:600] + "..."
+	}
+	return "; guest stderr: " + s
+}
