@@ -1,0 +1,71 @@
+# Observer — make targets. `make run` and `make test` do all set-up on a
+# fresh machine of this project's kind (Go and PostgreSQL are present).
+
+GO       ?= go
+BIN      := bin
+PLUGINS  := webhook field-filter
+GOFLAGS_WASM := -buildmode=c-shared -trimpath -ldflags='-s -w'
+TEST_TIMEOUT ?= 12m
+# Short fuzz run per target inside make test; `make fuzz FUZZTIME=5m` for longer.
+FUZZTIME ?= 5s
+
+.PHONY: all build plugins run test vet fmt-check conformance fuzz bench clean
+
+all: build plugins
+
+build:
+	$(GO) build -o $(BIN)/observer ./host/cmd/observer
+
+# Every first-party plugin, built from source to $(BIN)/plugins/NAME.wasm.
+plugins:
+	@mkdir -p $(BIN)/plugins
+	@for p in $(PLUGINS); do \
+	  echo "plugin $$p"; \
+	  (cd plugins/$$p && GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build $(GOFLAGS_WASM) -o ../../$(BIN)/plugins/$$p.wasm .) || exit 1; \
+	done
+
+# The main job on the embedded default (SQLite, no server): a demo database,
+# the Pagila workload, events flowing through the WASM plugins to effects.
+run: build plugins
+	$(BIN)/observer demo --config observer.toml
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	cd abi && $(GO) vet ./...
+	cd sdk-guest/go && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+	cd plugins && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
+
+# Every first-party plugin against the conformance suite.
+conformance: build plugins
+	@for p in $(PLUGINS); do \
+	  vec=""; [ -d plugins/$$p/testdata/vectors ] && vec="--vectors plugins/$$p/testdata/vectors"; \
+	  $(BIN)/observer plugin test $(BIN)/plugins/$$p.wasm $$vec || exit 1; \
+	done
+
+test: fmt-check vet build plugins conformance
+	cd abi && $(GO) test ./...
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+# Each fuzz target for FUZZTIME (go test runs one target per invocation).
+fuzz:
+	@grep -rl --include='*_test.go' '^func Fuzz' host conformance 2>/dev/null | while read f; do \
+	  d=./$$(dirname $$f); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
+	    echo "fuzz $$d $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$d || exit 1; \
+	  done; \
+	done
+
+# Benchmarks: plugin call overhead (WASM vs native Go vs Extism go-sdk) and
+# the Pagila replay on PostgreSQL. Figures go to docs/benchmarks.md.
+bench: build plugins
+	@mkdir -p .cache
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./host/pluginhost ./host/condition ./host/engine | tee .cache/bench-unit.txt
+	$(GO) test -run '^$$' -bench 'PagilaReplay' -benchtime 1x -count 1 -timeout 20m ./examples/pagila | tee .cache/bench-pagila.txt
+
+clean:
+	rm -rf $(BIN) .cache
