@@ -20,13 +20,13 @@ import (
 // one call at a time; the pool hands it to one caller at a time.
 //
 // Interruption: the runtime is built WithCloseOnContextDone, which makes
-// the compiled code check at every loop header and function entry whether
-// the module was closed. A call is passed the instance's own context, which
-// is never canceled (so wazero starts no watcher goroutine per call); a
-// per-instance timer, re-armed for each call, closes the module when
-// Limits.Timeout passes, and context.AfterFunc does the same when the
+// the compiled code check at every loop header whether the module was
+// closed. A call is passed the instance's own context, made once and never
+// canceled; a per-instance timer, re-armed for each call, closes the module
+// when Limits.Timeout passes, and context.AfterFunc does the same when the
 // caller's context ends. Either way the call returns a sys.ExitError and
-// the instance is discarded.
+// the instance is discarded. (wazero still starts one short-lived watcher
+// goroutine per call in this mode; it finds nothing to watch.)
 type instance struct {
 	p     *Plugin
 	mod   api.Module
