@@ -7,22 +7,16 @@ import (
 	"github.com/fraiseql/observer/host/source"
 )
 
-// snapshot is the part of a pg_snapshot the hole algorithm needs: every
-// transaction id below xmin has ended, and every id at or above xmax had not
-// started when the snapshot was taken.
-type snapshot struct {
-	xmin, xmax uint64
-}
-
 // frontier is the reader's in-memory position: the highest id read and the
 // holes below it. It is pure data so the algorithm can be tested on its own;
-// the reader applies a step to a copy and keeps it only if the read
-// transaction succeeded, so a failed read changes nothing.
+// the reader applies a step to a copy and keeps it only if the whole step
+// succeeded, so a failed read changes nothing.
 type frontier struct {
 	through uint64
-	// holes maps a missing id to the xmax of the first snapshot that saw it
-	// missing; 0 means not observed by a snapshot yet (pending ids from a
-	// cursor, until the first read).
+	// holes maps a missing id to its stamp: a transaction id assigned (and
+	// committed) after a snapshot in which the id was missing. 0 means not
+	// stamped yet: found missing in the current step, or pending from a
+	// cursor before the first read.
 	holes map[uint64]uint64
 }
 
@@ -56,43 +50,54 @@ func (f frontier) cursor() source.Cursor {
 // resolveHoles applies one snapshot's re-check of the holes. delivered are
 // the hole ids being returned now; visible are all hole ids the snapshot can
 // see (a superset of delivered when the batch is full: those stay holes and
-// are delivered next time). A hole not visible is stamped with the
-// snapshot's xmax if it had no stamp, and dropped once xmin has reached its
-// stamp: every transaction that could own it has ended, so it was rolled
-// back (or the sequence value was never used).
-func (f *frontier) resolveHoles(s snapshot, visible map[uint64]bool, delivered []uint64) {
+// are delivered next time). A stamped hole that is still not visible is
+// dropped once the snapshot's xmin has reached its stamp: every transaction
+// that could own it has ended, so it was rolled back (or the sequence value
+// was never used).
+func (f *frontier) resolveHoles(xmin uint64, visible map[uint64]bool, delivered []uint64) {
 	for _, id := range delivered {
 		delete(f.holes, id)
 	}
-	for id, x := range f.holes {
-		if visible[id] {
-			continue
-		}
-		if x == 0 {
-			x = s.xmax
-			f.holes[id] = x
-		}
-		if x <= s.xmin {
+	for id, stamp := range f.holes {
+		if !visible[id] && stamp != 0 && stamp <= xmin {
 			delete(f.holes, id)
 		}
 	}
 }
 
 // advance records new rows read above through, in id order. Every id skipped
-// between consecutive rows becomes a hole stamped with the snapshot's xmax;
-// when the snapshot has no transaction in progress (xmin = xmax) a skipped id
-// can never appear, so none is recorded.
-func (f *frontier) advance(s snapshot, ids []uint64) {
+// between consecutive rows (or between through and the first row) becomes an
+// unstamped hole.
+func (f *frontier) advance(ids []uint64) {
 	for _, id := range ids {
 		if id <= f.through {
 			continue // cannot happen with "id > through ORDER BY id"
 		}
-		if s.xmax > s.xmin {
-			for g := f.through + 1; g < id; g++ {
-				f.holes[g] = s.xmax
-			}
+		for g := f.through + 1; g < id; g++ {
+			f.holes[g] = 0
 		}
 		f.through = id
+	}
+}
+
+// unstamped reports whether some hole still needs a stamp.
+func (f frontier) unstamped() bool {
+	for _, stamp := range f.holes {
+		if stamp == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// stamp gives every unstamped hole the stamp xid, which must have been
+// assigned after the snapshot that found those holes missing, and be
+// committed before any later snapshot is compared with it.
+func (f *frontier) stamp(xid uint64) {
+	for id, stamp := range f.holes {
+		if stamp == 0 {
+			f.holes[id] = xid
+		}
 	}
 }
 

@@ -67,7 +67,7 @@ func (o *InstallOptions) defaults() {
 // names holds the quoted identifiers of one installation.
 type names struct {
 	schema, changeLog, seq, checkpoint, deadLetter, registry, fn string
-	trigger                                                     string // unquoted trigger name
+	trigger                                                      string // unquoted trigger name
 }
 
 func namesFor(schema string) names {
@@ -149,7 +149,7 @@ func stateDDL(n names) []string {
 }
 
 // captureFunctionSQL is the generic row trigger. Arguments: entity, tenant
-// column ('' for none), then the key columns.
+// column (” for none), then the key columns.
 //
 // Order matters: the transaction id is taken before the change-log id is
 // drawn, so that the owner of any id a reader finds missing was already

@@ -422,17 +422,15 @@ func (r *Reader) readOnce(ctx context.Context, conn *pgx.Conn, max int) (source.
 	defer tx.Rollback(context.Background()) //nolint:errcheck // read only; no-op after commit
 
 	// The snapshot is the transaction's, taken at its first statement, so
-	// every SELECT below sees exactly what xmin/xmax describe.
-	var xmin, xmax string
-	if err := tx.QueryRow(qctx, `SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text FROM pg_current_snapshot() s`).Scan(&xmin, &xmax); err != nil {
+	// every SELECT below sees exactly what xmin describes: every
+	// transaction id below it has ended.
+	var xminText string
+	if err := tx.QueryRow(qctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&xminText); err != nil {
 		return source.Batch{}, false, fmt.Errorf("read snapshot: %w", err)
 	}
-	var snap snapshot
-	if snap.xmin, err = strconv.ParseUint(xmin, 10, 64); err != nil {
-		return source.Batch{}, false, fmt.Errorf("parse snapshot xmin %q: %w", xmin, err)
-	}
-	if snap.xmax, err = strconv.ParseUint(xmax, 10, 64); err != nil {
-		return source.Batch{}, false, fmt.Errorf("parse snapshot xmax %q: %w", xmax, err)
+	xmin, err := strconv.ParseUint(xminText, 10, 64)
+	if err != nil {
+		return source.Batch{}, false, fmt.Errorf("parse snapshot xmin %q: %w", xminText, err)
 	}
 
 	next := r.pos.clone()
@@ -464,7 +462,7 @@ func (r *Reader) readOnce(ctx context.Context, conn *pgx.Conn, max int) (source.
 		for i, f := range found {
 			delivered[i] = uint64(f.ID)
 		}
-		next.resolveHoles(snap, visible, delivered)
+		next.resolveHoles(xmin, visible, delivered)
 		rows = found
 	}
 	if room := max - len(rows); room > 0 {
@@ -476,11 +474,26 @@ func (r *Reader) readOnce(ctx context.Context, conn *pgx.Conn, max int) (source.
 		for i, f := range found {
 			ids[i] = uint64(f.ID)
 		}
-		next.advance(snap, ids)
+		next.advance(ids)
 		rows = append(rows, found...)
 	}
 	if err := tx.Commit(qctx); err != nil {
 		return source.Batch{}, false, fmt.Errorf("end read: %w", err)
+	}
+	if next.unstamped() {
+		// Stamp the new holes with a transaction id assigned now, after the
+		// snapshot that found them missing, in its own committed
+		// transaction. See doc.go for why the snapshot's xmax is not
+		// enough. It costs one transaction id per read that finds holes.
+		var xidText string
+		if err := conn.QueryRow(qctx, `SELECT pg_current_xact_id()::text`).Scan(&xidText); err != nil {
+			return source.Batch{}, false, fmt.Errorf("stamp holes: %w", err)
+		}
+		xid, err := strconv.ParseUint(xidText, 10, 64)
+		if err != nil {
+			return source.Batch{}, false, fmt.Errorf("parse transaction id %q: %w", xidText, err)
+		}
+		next.stamp(xid)
 	}
 
 	mode := decodeNative
