@@ -365,9 +365,25 @@ func TestConnectionsAreReused(t *testing.T) {
 	if failed.Load() != 0 {
 		t.Errorf("%d concurrent requests failed", failed.Load())
 	}
-	if n := rc.newConns.Load() - before; n > 8 {
-		t.Errorf("400 requests from 8 goroutines opened %d connections, want ≤ 8", n)
+	// The transport may dial a spare connection while another is being
+	// returned to the pool, so allow some slack; one connection per request
+	// (400) or the churn of Go's default of 2 idle connections per host is
+	// what this guards against.
+	tuned := rc.newConns.Load() - before
+	if tuned > 16 {
+		t.Errorf("400 requests from 8 goroutines opened %d connections, want ≤ 16", tuned)
 	}
+	stock := New(Options{Client: &nethttp.Client{Transport: nethttp.DefaultTransport.(*nethttp.Transport).Clone()}})
+	before = rc.newConns.Load()
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				_, _ = stock.Execute(context.Background(), request(rc.URL, "*"))
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("connections opened for 400 concurrent requests: tuned transport %d, Go's default transport %d", tuned, rc.newConns.Load()-before)
 }
 
 func TestSignVerify(t *testing.T) {
