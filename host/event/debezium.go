@@ -13,7 +13,42 @@ import (
 	"github.com/fraiseql/observer/abi"
 )
 
-// The Debezium mapping.
+// DebeziumPrefix starts every extension field ToDebezium adds to "source".
+const DebeziumPrefix = "observer_"
+
+// DebeziumConnector is the source.connector value ToDebezium writes.
+const DebeziumConnector = "observer"
+
+var opToDebezium = map[abi.Operation]string{OpInsert: "c", OpUpdate: "u", OpDelete: "d"}
+
+// dbzEnvelope fixes the field order of ToDebezium's output.
+type dbzEnvelope struct {
+	Before map[string]any `json:"before"`
+	After  map[string]any `json:"after"`
+	Source dbzSource      `json:"source"`
+	Op     string         `json:"op"`
+	TsMs   *int64         `json:"ts_ms,omitempty"`
+}
+
+type dbzSource struct {
+	Connector     string    `json:"connector"`
+	Name          string    `json:"name"`
+	TsMs          *int64    `json:"ts_ms,omitempty"`
+	TsNs          *int64    `json:"ts_ns,omitempty"`
+	Table         string    `json:"table"`
+	TxID          any       `json:"txId,omitempty"`
+	Position      uint64    `json:"observer_position"`
+	ID            string    `json:"observer_id,omitempty"`
+	Key           string    `json:"observer_key"`
+	ChangedFields *[]string `json:"observer_changed_fields,omitempty"`
+	Tenant        string    `json:"observer_tenant,omitempty"`
+	Traceparent   *string   `json:"observer_traceparent,omitempty"`
+	Tracestate    *string   `json:"observer_tracestate,omitempty"`
+	CommitTime    string    `json:"observer_commit_time,omitempty"`
+}
+
+// ToDebezium renders e as a Debezium change event value (no schema
+// wrapper); FromDebezium reads one back.
 //
 // A Debezium change event value (JSON converter, with or without the
 // schema/payload wrapper) is
@@ -60,43 +95,6 @@ import (
 // Images must be plain JSON: configure the connector with
 // decimal.handling.mode=string or double, since precise mode encodes
 // decimals as bytes that are not readable without the schema.
-
-// DebeziumPrefix starts every extension field ToDebezium adds to "source".
-const DebeziumPrefix = "observer_"
-
-// DebeziumConnector is the source.connector value ToDebezium writes.
-const DebeziumConnector = "observer"
-
-var opToDebezium = map[abi.Operation]string{OpInsert: "c", OpUpdate: "u", OpDelete: "d"}
-
-// dbzEnvelope fixes the field order of ToDebezium's output.
-type dbzEnvelope struct {
-	Before map[string]any `json:"before"`
-	After  map[string]any `json:"after"`
-	Source dbzSource      `json:"source"`
-	Op     string         `json:"op"`
-	TsMs   *int64         `json:"ts_ms,omitempty"`
-}
-
-type dbzSource struct {
-	Connector     string    `json:"connector"`
-	Name          string    `json:"name"`
-	TsMs          *int64    `json:"ts_ms,omitempty"`
-	TsNs          *int64    `json:"ts_ns,omitempty"`
-	Table         string    `json:"table"`
-	TxID          any       `json:"txId,omitempty"`
-	Position      uint64    `json:"observer_position"`
-	ID            string    `json:"observer_id,omitempty"`
-	Key           string    `json:"observer_key"`
-	ChangedFields *[]string `json:"observer_changed_fields,omitempty"`
-	Tenant        string    `json:"observer_tenant,omitempty"`
-	Traceparent   *string   `json:"observer_traceparent,omitempty"`
-	Tracestate    *string   `json:"observer_tracestate,omitempty"`
-	CommitTime    string    `json:"observer_commit_time,omitempty"`
-}
-
-// ToDebezium renders e as a Debezium change event value (no schema
-// wrapper). See the mapping above.
 func ToDebezium(e *Event) ([]byte, error) {
 	if e == nil {
 		return nil, errors.New("debezium: event is nil")
@@ -156,7 +154,7 @@ func ToDebezium(e *Event) ([]byte, error) {
 // FromDebezium reads a Debezium change event value (JSON converter, with
 // or without the schema/payload wrapper). sourceName, if not empty, names
 // the event's source (and so its ID); otherwise source.name is used. See
-// the mapping above. A tombstone (null), an op other than c, r, u, d, or a
+// ToDebezium for the mapping. A tombstone (null), an op other than c, r, u, d, or a
 // missing table or position is an error naming what was wrong.
 func FromDebezium(b []byte, sourceName string) (*Event, error) {
 	b = bytes.TrimSpace(b)
