@@ -139,19 +139,24 @@ func (p *Plugin) Call(ctx context.Context, export string, input []byte) ([]byte,
 	return res, nil
 }
 
-// callJSON encodes v as the input of export, calls it, and decodes the
-// output with decode before the instance goes back to the pool.
-func (p *Plugin) callJSON(ctx context.Context, export string, v any, decode func([]byte) *CallError) *CallError {
+// callJSON encodes v as the input of export (or sends raw if v is nil),
+// calls it, and decodes the output with decode before the instance goes
+// back to the pool.
+func (p *Plugin) callJSON(ctx context.Context, export string, v any, raw []byte, decode func([]byte) *CallError) *CallError {
 	in, cerr := p.acquire(ctx, export)
 	if cerr != nil {
 		return cerr
 	}
 	defer p.release(in)
-	in.encBuf.Reset()
-	if err := in.enc.Encode(v); err != nil {
-		return p.callError(export, KindBadOutput, fmt.Errorf("encode the input: %w", err))
+	input := raw
+	if v != nil {
+		in.encBuf.Reset()
+		if err := in.enc.Encode(v); err != nil {
+			return p.callError(export, KindBadOutput, fmt.Errorf("encode the input: %w", err))
+		}
+		input = in.encBuf.Bytes()
 	}
-	out, cerr := in.invoke(ctx, export, in.encBuf.Bytes())
+	out, cerr := in.invoke(ctx, export, input)
 	if cerr != nil {
 		return cerr
 	}
@@ -171,8 +176,22 @@ func withABI(in *abi.Input) *abi.Input {
 // Filter calls the filter role. A guest-reported error is returned both in
 // the result and as a *CallError of KindGuest.
 func (p *Plugin) Filter(ctx context.Context, in *abi.Input) (abi.FilterResult, error) {
+	return p.filter(ctx, withABI(in), nil)
+}
+
+// FilterRaw is Filter with the input given as bytes, sent as is (the
+// conformance runner uses it to send malformed input).
+func (p *Plugin) FilterRaw(ctx context.Context, input []byte) (abi.FilterResult, error) {
+	return p.filter(ctx, nil, input)
+}
+
+func (p *Plugin) filter(ctx context.Context, in *abi.Input, raw []byte) (abi.FilterResult, error) {
 	var res abi.FilterResult
-	cerr := p.callJSON(ctx, abi.RoleFilter, withABI(in), func(out []byte) *CallError {
+	var v any
+	if in != nil {
+		v = in
+	}
+	cerr := p.callJSON(ctx, abi.RoleFilter, v, raw, func(out []byte) *CallError {
 		var raw struct {
 			ABI    string     `json:"abi"`
 			Pass   *bool      `json:"pass"`
@@ -208,8 +227,21 @@ func (p *Plugin) Filter(ctx context.Context, in *abi.Input) (abi.FilterResult, e
 // of a known type with its member set, and of a type the manifest asks for
 // in capabilities.effects.
 func (p *Plugin) Act(ctx context.Context, in *abi.Input) (abi.ActResult, error) {
+	return p.act(ctx, withABI(in), nil)
+}
+
+// ActRaw is Act with the input given as bytes, sent as is.
+func (p *Plugin) ActRaw(ctx context.Context, input []byte) (abi.ActResult, error) {
+	return p.act(ctx, nil, input)
+}
+
+func (p *Plugin) act(ctx context.Context, in *abi.Input, raw []byte) (abi.ActResult, error) {
 	var res abi.ActResult
-	cerr := p.callJSON(ctx, abi.RoleAct, withABI(in), func(out []byte) *CallError {
+	var v any
+	if in != nil {
+		v = in
+	}
+	cerr := p.callJSON(ctx, abi.RoleAct, v, raw, func(out []byte) *CallError {
 		var raw struct {
 			ABI     string        `json:"abi"`
 			Effects *[]abi.Effect `json:"effects"`

@@ -42,7 +42,11 @@ func parseConfig(raw json.RawMessage) (*rule, error) {
 	if c.Field == "" {
 		return nil, observer.Errorf(observer.CodeBadConfig, `config.field is required: a path such as "after.amount"`)
 	}
-	if err := observer.CheckPath(c.Field); err != nil {
+	check := c.Field
+	if c.Op == "changed" {
+		check = "after." + columnPath(c.Field)
+	}
+	if err := observer.CheckPath(check); err != nil {
 		return nil, observer.Errorf(observer.CodeBadConfig, "config.field: %v", err)
 	}
 	if !ops[c.Op] {
@@ -135,19 +139,25 @@ func (r *rule) eval(in *observer.Input) observer.FilterResult {
 // a path inside the row ("after.status", "before.status" and "status" all
 // name the column status).
 func (r *rule) changed(in *observer.Input) observer.FilterResult {
-	rest := r.field
-	for _, p := range []string{"after.", "before.", "event.after.", "event.before."} {
-		if strings.HasPrefix(rest, p) {
-			rest = strings.TrimPrefix(rest, p)
-			break
-		}
-	}
+	rest := columnPath(r.field)
 	b, bok := observer.Lookup(in, "before."+rest)
 	a, aok := observer.Lookup(in, "after."+rest)
 	if bok != aok || (aok && !equal(a, b)) {
 		return observer.Pass(fmt.Sprintf("%s changed from %s to %s", rest, showOpt(b, bok), showOpt(a, aok)))
 	}
 	return observer.Drop(fmt.Sprintf("%s did not change", rest))
+}
+
+// columnPath strips an image root from a path: "after.a.b", "before.a.b"
+// and "a.b" all name the path a.b inside a row.
+func columnPath(field string) string {
+	field = strings.TrimSpace(field)
+	for _, p := range []string{"event.after.", "event.before.", "after.", "before."} {
+		if strings.HasPrefix(field, p) {
+			return strings.TrimPrefix(field, p)
+		}
+	}
+	return field
 }
 
 // maxExponent bounds the decimal exponent compared exactly: a number such
