@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -129,13 +132,15 @@ func opBit(op abi.Operation) uint8 {
 // New, run it once with Run. Stats, and ProcessOne are safe for concurrent
 // use at any time.
 type Engine struct {
-	cfg    Config
-	src    source.Source
-	store  source.Store
-	exec   map[string]effect.Executor
-	log    *slog.Logger
-	obs    []*observer
-	byName map[string]*observer
+	cfg   Config
+	src   source.Source
+	store source.Store
+	exec  map[string]effect.Executor
+	// execTypes lists exec's keys, for the unknown-type error.
+	execTypes string
+	log       *slog.Logger
+	obs       []*observer
+	byName    map[string]*observer
 	// byEntity routes an entity to the observers watching it.
 	byEntity map[string][]*observer
 	running  atomic.Bool
@@ -221,6 +226,11 @@ func New(cfg Config, src source.Source, store source.Store, exec map[string]effe
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("engine config: %w", err)
+	}
+	types := slices.Sorted(maps.Keys(exec))
+	e.execTypes = "none"
+	if len(types) > 0 {
+		e.execTypes = strings.Join(types, ", ")
 	}
 	return e, nil
 }

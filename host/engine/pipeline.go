@@ -12,7 +12,6 @@ import (
 	"github.com/fraiseql/observer/abi"
 	"github.com/fraiseql/observer/host/effect"
 	"github.com/fraiseql/observer/host/event"
-	"github.com/fraiseql/observer/host/resilience"
 	"github.com/fraiseql/observer/host/source"
 )
 
@@ -149,7 +148,7 @@ func (e *Engine) execute(ctx context.Context, u *unit, i int) error {
 	x, ok := e.exec[eff.Type]
 	if !ok {
 		e.stats.effectsFailed.Add(1)
-		return resilience.MarkPermanent(fmt.Errorf("no executor for effect type %q", eff.Type))
+		return effect.NewError(eff.Type, i, fmt.Errorf("no executor for effect type %q (have %s)", eff.Type, e.execTypes), true)
 	}
 	req := effect.Request{
 		Effect:         eff,
@@ -171,10 +170,8 @@ func (e *Engine) execute(ctx context.Context, u *unit, i int) error {
 		h(EffectDone{EventID: ev.ID, Position: ev.Position, Observer: o.Name, Index: i, Type: eff.Type,
 			Attempt: u.attempt, IdempotencyKey: req.IdempotencyKey, Result: res, Err: err})
 	}
-	if err != nil {
-		return fmt.Errorf("%s effect: %w", eff.Type, err)
-	}
-	return nil
+	// An executor's error names the effect, index and (redacted) target.
+	return err
 }
 
 // deadLetter parks u with its failure. A failing store is retried with
