@@ -109,7 +109,7 @@ func TestHostileGuestFails(t *testing.T) {
 	h := newHost(t)
 	rep, err := conformance.Run(context.Background(), h, guest(t, "host/pluginhost/testdata/guests/hostile"), conformance.Options{
 		VectorDirs: []string{filepath.Join(root(t), "conformance", "testdata", "hostile")},
-		Limits:     pluginhost.Limits{Timeout: time.Second, MemoryBytes: 48 << 20},
+		Limits:     pluginhost.Limits{Timeout: 2 * time.Second, MemoryBytes: 24 << 20},
 	})
 	if err != nil {
 		t.Fatal(err)
