@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/fraiseql/observer/host/config"
+	"github.com/fraiseql/observer/host/source/postgres"
+	"github.com/fraiseql/observer/host/source/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) captureCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "capture",
+		Short: "Install or remove change capture on tables of the configured source",
+	}
+	cmd.AddCommand(a.captureInstallCommand(), a.captureUninstallCommand())
+	return cmd
+}
+
+// parseTableFlag parses NAME or NAME:COL1,COL2 (explicit key columns).
+func parseTableFlag(v string) (name string, keys []string, err error) {
+	name, keyList, hasKeys := strings.Cut(v, ":")
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", nil, usagef("--table %q: want NAME or NAME:KEY_COLUMN[,KEY_COLUMN...]", v)
+	}
+	if hasKeys {
+		for _, k := range strings.Split(keyList, ",") {
+			if k = strings.TrimSpace(k); k == "" {
+				return "", nil, usagef("--table %q: empty key column", v)
+			}
+			keys = append(keys, k)
+		}
+	}
+	return name, keys, nil
+}
+
+func (a *app) captureInstallCommand() *cobra.Command {
+	var tables []string
+	var tenantColumn string
+	cmd := &cobra.Command{
+		Use:   "install --table NAME[:KEY,...] [--table ...]",
+		Short: "Create the change log and the capture triggers on the named tables",
+		Long: `install creates (idempotently) the change-log table, its wake-up notification and
+a row trigger on each named table that records before/after images, changed columns,
+transaction id, commit time and any W3C trace context the writer set
+(SET LOCAL observer.traceparent = '00-…'). The key defaults to the table's primary
+key; give NAME:COL1,COL2 for a table without one.`,
+		Example: `  observer capture install --table payment --table rental --table customer`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(tables) == 0 {
+				return usagef("capture install: name at least one --table")
+			}
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var names []string
+			switch cfg.Source.Type {
+			case config.SourcePostgres:
+				if cfg.Source.Mode == config.ModeFraiseQL {
+					return usagef("capture install: source %q is in fraiseql mode: FraiseQL's own triggers fill core.tb_entity_change_log", cfg.Source.Name)
+				}
+				opts := postgres.InstallOptions{Schema: cfg.Source.Schema, Channel: cfg.Source.Channel}
+				for _, t := range tables {
+					name, keys, err := parseTableFlag(t)
+					if err != nil {
+						return err
+					}
+					opts.Tables = append(opts.Tables, postgres.TableSpec{Name: name, KeyColumns: keys, TenantColumn: tenantColumn})
+					names = append(names, name)
+				}
+				conn, err := pgx.Connect(ctx, cfg.Source.DSN)
+				if err != nil {
+					return fmt.Errorf("connect to source %q: %w", cfg.Source.Name, err)
+				}
+				defer conn.Close(ctx)
+				if err := postgres.Install(ctx, conn, opts); err != nil {
+					return fmt.Errorf("capture install: %w", err)
+				}
+			case config.SourceSQLite:
+				var opts sqlite.InstallOptions
+				for _, t := range tables {
+					name, keys, err := parseTableFlag(t)
+					if err != nil {
+						return err
+					}
+					opts.Tables = append(opts.Tables, sqlite.TableSpec{Name: name, KeyColumns: keys, TenantColumn: tenantColumn})
+					names = append(names, name)
+				}
+				db, err := sqlite.Open(ctx, cfg.Source.DSN)
+				if err != nil {
+					return fmt.Errorf("open sqlite source %q: %w", cfg.Source.DSN, err)
+				}
+				defer db.Close()
+				if err := sqlite.Install(ctx, db, opts); err != nil {
+					return fmt.Errorf("capture install: %w", err)
+				}
+			}
+			return a.emit(map[string]any{"source": cfg.Source.Name, "installed": names}, func(w io.Writer) {
+				fmt.Fprintf(w, "capture installed on %s for source %q\n", strings.Join(names, ", "), cfg.Source.Name)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVarP(&tables, "table", "t", nil, "table to capture, NAME or NAME:KEY_COLUMN[,...] (repeatable)")
+	cmd.Flags().StringVar(&tenantColumn, "tenant-column", "", "column that holds the tenant id (default: the writer's observer.tenant setting)")
+	return cmd
+}
+
+func (a *app) captureUninstallCommand() *cobra.Command {
+	var tables []string
+	var dropSchema bool
+	cmd := &cobra.Command{
+		Use:   "uninstall [--table NAME ...] [--drop-state]",
+		Short: "Remove capture triggers (all, or the named tables)",
+		Long: `uninstall removes the capture triggers from the named tables, or from every
+captured table when none is named. --drop-state also drops the change log, the
+checkpoints and the dead-letter queue: irreversible.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			switch cfg.Source.Type {
+			case config.SourcePostgres:
+				conn, err := pgx.Connect(ctx, cfg.Source.DSN)
+				if err != nil {
+					return fmt.Errorf("connect to source %q: %w", cfg.Source.Name, err)
+				}
+				defer conn.Close(ctx)
+				if err := postgres.Uninstall(ctx, conn, postgres.UninstallOptions{Schema: cfg.Source.Schema, Tables: tables, DropSchema: dropSchema}); err != nil {
+					return fmt.Errorf("capture uninstall: %w", err)
+				}
+			case config.SourceSQLite:
+				db, err := sqlite.Open(ctx, cfg.Source.DSN)
+				if err != nil {
+					return fmt.Errorf("open sqlite source %q: %w", cfg.Source.DSN, err)
+				}
+				defer db.Close()
+				if err := sqlite.Uninstall(ctx, db, sqlite.UninstallOptions{Tables: tables, DropAll: dropSchema}); err != nil {
+					return fmt.Errorf("capture uninstall: %w", err)
+				}
+			}
+			what := "all captured tables"
+			if len(tables) > 0 {
+				what = strings.Join(tables, ", ")
+			}
+			return a.emit(map[string]any{"source": cfg.Source.Name, "uninstalled": tables, "dropped_state": dropSchema}, func(w io.Writer) {
+				fmt.Fprintf(w, "capture removed from %s for source %q\n", what, cfg.Source.Name)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVarP(&tables, "table", "t", nil, "table to stop capturing (repeatable; default all)")
+	cmd.Flags().BoolVar(&dropSchema, "drop-state", false, "also drop the change log, checkpoints and dead letters")
+	return cmd
+}

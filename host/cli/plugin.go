@@ -1,0 +1,75 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fraiseql/observer/conformance"
+	"github.com/fraiseql/observer/host/pluginhost"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) pluginCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plugin",
+		Short: "Work with WebAssembly plugins",
+	}
+	cmd.AddCommand(a.pluginTestCommand())
+	return cmd
+}
+
+func (a *app) pluginTestCommand() *cobra.Command {
+	var vectors []string
+	var jsonOut bool
+	var limits pluginhost.Limits
+	var memory int64
+	cmd := &cobra.Command{
+		Use:   "test FILE.wasm",
+		Short: "Run the conformance suite against a plugin",
+		Long: `test loads the plugin with the sandbox's limits, checks its describe manifest and
+ABI version, runs every generic vector of the suite for each role it declares
+(malformed, empty, unicode, huge-number, null-image and deeply nested inputs must
+give a result or an error result, never a trap) and the plugin's own vectors
+(--vectors DIR: JSON files with an input event, config and the expected result or
+error). It prints one line per vector, a diff for each failure and a summary line,
+and exits non-zero if anything failed. It needs no config file.`,
+		Example: `  observer plugin test bin/plugins/webhook.wasm --vectors plugins/webhook/testdata/vectors
+  observer plugin test my-plugin.wasm --json > report.json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if jsonOut {
+				a.format = "json"
+			}
+			limits.MemoryBytes = uint64(memory)
+			ctx := cmd.Context()
+			h, err := pluginhost.New(ctx, pluginhost.Config{Logger: a.logger("warn", "text")})
+			if err != nil {
+				return fmt.Errorf("start plugin host: %w", err)
+			}
+			defer h.Close(context.WithoutCancel(ctx))
+			rep, err := conformance.Run(ctx, h, args[0], conformance.Options{VectorDirs: vectors, Limits: limits})
+			if err != nil {
+				return err
+			}
+			if a.format == "json" {
+				if err := a.emit(rep, nil); err != nil {
+					return err
+				}
+			} else if err := rep.Write(a.stdout); err != nil {
+				return err
+			}
+			if !rep.OK() {
+				return errors.New(rep.Summary())
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&vectors, "vectors", nil, "directory of the plugin's own vectors (repeatable)")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON (same as --format json)")
+	f.Int64Var(&memory, "memory-limit", 0, "memory cap in bytes (default: the host's default)")
+	f.DurationVar(&limits.Timeout, "timeout", 0, "per-call timeout (default: the host's default)")
+	f.IntVar(&limits.MaxOutputBytes, "max-output", 0, "output cap in bytes (default: the host's default)")
+	return cmd
+}

@@ -1,0 +1,251 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/fraiseql/observer/abi"
+	"github.com/fraiseql/observer/host/config"
+	"github.com/fraiseql/observer/host/effect"
+	effecthttp "github.com/fraiseql/observer/host/effect/http"
+	effectlog "github.com/fraiseql/observer/host/effect/log"
+	"github.com/fraiseql/observer/host/engine"
+	"github.com/fraiseql/observer/host/pluginhost"
+	"github.com/fraiseql/observer/host/source"
+	"github.com/fraiseql/observer/host/source/postgres"
+	"github.com/fraiseql/observer/host/source/sqlite"
+)
+
+func abiVersion() string { return abi.VersionString }
+
+// loadConfig loads the --config file; a bad file is a usage error.
+func (a *app) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(a.configPath)
+	if err != nil {
+		var le *config.LoadError
+		if errors.As(err, &le) {
+			return nil, usageError{err}
+		}
+		return nil, usagef("load config: %v", err)
+	}
+	return cfg, nil
+}
+
+// newSource builds the configured source (nothing is opened yet).
+func newSource(cfg *config.Config, log *slog.Logger) (source.Source, error) {
+	s := cfg.Source
+	switch s.Type {
+	case config.SourcePostgres:
+		return postgres.New(postgres.Config{
+			Name:         s.Name,
+			DSN:          s.DSN,
+			Schema:       s.Schema,
+			Channel:      s.Channel,
+			PollInterval: s.PollInterval,
+			Mode:         s.Mode,
+		}, log), nil
+	case config.SourceSQLite:
+		return sqlite.New(sqlite.Config{
+			Name:         s.Name,
+			Path:         s.DSN,
+			PollInterval: s.PollInterval,
+		}, log), nil
+	}
+	return nil, fmt.Errorf("source.type %q is not supported", s.Type)
+}
+
+// openStore opens the durable state store: by default in the watched database.
+func openStore(ctx context.Context, cfg *config.Config) (source.Store, error) {
+	s := cfg.Source
+	switch s.Type {
+	case config.SourcePostgres:
+		return postgres.OpenStore(ctx, s.DSN, s.Schema)
+	case config.SourceSQLite:
+		return sqlite.OpenStore(ctx, s.DSN)
+	}
+	return nil, fmt.Errorf("source.type %q is not supported", s.Type)
+}
+
+// plugins is the set of loaded plugins of one config.
+type plugins struct {
+	host   *pluginhost.Host
+	byName map[string]*pluginhost.Plugin
+}
+
+func (p *plugins) Close(ctx context.Context) error {
+	if p == nil || p.host == nil {
+		return nil
+	}
+	return p.host.Close(ctx)
+}
+
+// loadPlugins compiles and checks every plugin an observer uses. Plugins
+// nobody uses are not loaded.
+func loadPlugins(ctx context.Context, cfg *config.Config, log *slog.Logger) (*plugins, error) {
+	used := map[string]bool{}
+	for _, o := range cfg.Observers {
+		used[o.Action.Plugin] = true
+		for _, f := range o.Filters {
+			used[f.Plugin] = true
+		}
+	}
+	h, err := pluginhost.New(ctx, pluginhost.Config{CacheDir: cfg.Runtime.CacheDir, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("start plugin host: %w", err)
+	}
+	p := &plugins{host: h, byName: map[string]*pluginhost.Plugin{}}
+	for name, pc := range cfg.Plugins {
+		if !used[name] {
+			continue
+		}
+		spec := pluginhost.Spec{
+			Name: name,
+			Path: pc.Path,
+			Limits: pluginhost.Limits{
+				MemoryBytes:    uint64(pc.MemoryLimit),
+				Timeout:        pc.Timeout,
+				MaxOutputBytes: int(pc.MaxOutput),
+				MaxInstances:   pc.MaxInstances,
+			},
+			Config: flattenConfig(pc.Config),
+		}
+		pl, err := h.Load(ctx, spec)
+		if err != nil {
+			_ = h.Close(ctx)
+			return nil, fmt.Errorf("plugins.%s: %w", name, err)
+		}
+		p.byName[name] = pl
+	}
+	return p, nil
+}
+
+// flattenConfig turns a plugin's default config into config_get's string
+// map: strings as they are, anything else as JSON.
+func flattenConfig(raw json.RawMessage) map[string]string {
+	if len(raw) == 0 {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			out[k] = s
+		} else {
+			out[k] = string(v)
+		}
+	}
+	return out
+}
+
+// engineObservers turns the config's observers into the engine's, checking
+// that each plugin has the role it is used for.
+func engineObservers(cfg *config.Config, p *plugins, dryRun bool) ([]engine.Observer, error) {
+	var out []engine.Observer
+	for i := range cfg.Observers {
+		o := &cfg.Observers[i]
+		eo := engine.Observer{
+			Name:       o.Name,
+			Entity:     o.Entity,
+			Operations: o.Operations,
+			Retry:      o.Retry,
+			Effect:     cfg.EffectPolicy(o),
+			DryRun:     dryRun,
+		}
+		if o.Condition != nil {
+			eo.Condition = o.Condition
+		}
+		for j, f := range o.Filters {
+			pl := p.byName[f.Plugin]
+			if m := pl.Manifest(); !m.HasRole(abi.RoleFilter) {
+				return nil, usagef("%s: observers[%d].filters[%d]: plugin %q (%s) does not declare the %q role (it declares %v)",
+					cfg.Path, i, j, f.Plugin, pl.Path(), abi.RoleFilter, pl.Manifest().Roles)
+			}
+			eo.Filters = append(eo.Filters, engine.Step{Plugin: pl, Config: f.Config})
+		}
+		pl := p.byName[o.Action.Plugin]
+		if m := pl.Manifest(); !m.HasRole(abi.RoleAct) {
+			return nil, usagef("%s: observers[%d].action: plugin %q (%s) does not declare the %q role (it declares %v)",
+				cfg.Path, i, o.Action.Plugin, pl.Path(), abi.RoleAct, pl.Manifest().Roles)
+		}
+		eo.Action = engine.ActStep{Plugin: pl, Config: o.Action.Config}
+		out = append(out, eo)
+	}
+	return out, nil
+}
+
+// executors are the effect executors by effect type.
+func executors(log *slog.Logger) map[string]effect.Executor {
+	return map[string]effect.Executor{
+		abi.EffectHTTP: effecthttp.New(effecthttp.Options{UserAgent: "observer/" + version, Logger: log}),
+		abi.EffectLog:  effectlog.New(log),
+	}
+}
+
+// stack is everything `run` wires together.
+type stack struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	src     source.Source
+	store   source.Store
+	plugins *plugins
+	engine  *engine.Engine
+}
+
+// Close releases what build opened, in reverse order.
+func (s *stack) Close(ctx context.Context) {
+	if s.plugins != nil {
+		_ = s.plugins.Close(ctx)
+	}
+	if s.store != nil {
+		_ = s.store.Close()
+	}
+	if s.src != nil {
+		_ = s.src.Close()
+	}
+}
+
+// build wires a runnable engine from cfg. On error everything opened so far
+// is closed.
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks engine.Hooks, dryRun bool) (_ *stack, err error) {
+	s := &stack{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if s.plugins, err = loadPlugins(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	obs, err := engineObservers(cfg, s.plugins, dryRun)
+	if err != nil {
+		return nil, err
+	}
+	if s.store, err = openStore(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("open state store for source %q: %w", cfg.Source.Name, err)
+	}
+	if s.src, err = newSource(cfg, log); err != nil {
+		return nil, err
+	}
+	st := cfg.Observer
+	s.engine, err = engine.New(engine.Config{
+		Group:              st.Group,
+		Concurrency:        st.Concurrency,
+		BatchSize:          st.BatchSize,
+		MaxInFlight:        st.MaxInFlight,
+		CheckpointInterval: st.CheckpointInterval,
+		ShutdownTimeout:    st.ShutdownTimeout,
+		Observers:          obs,
+		Hooks:              hooks,
+	}, s.src, s.store, executors(log), log)
+	if err != nil {
+		return nil, fmt.Errorf("configure engine: %w", err)
+	}
+	return s, nil
+}
