@@ -103,8 +103,8 @@ func RepoRoot(t testing.TB) string {
 	if !ok {
 		t.Fatal("cannot locate testenv source file")
 	}
-	// file is <root>/host/internal/testenv/testenv.go
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
+	// file is <root>/internal/testenv/testenv.go
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
 var buildMu sync.Mutex
