@@ -26,7 +26,9 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 // scratch returns a fresh database's URL and an open connection to it.
-func scratch(t *testing.T) (string, *pgx.Conn) {
+func scratch(t *testing.T) (string, *pgx.Conn) { return scratchB(t) }
+
+func scratchB(t testing.TB) (string, *pgx.Conn) {
 	t.Helper()
 	dsn := testenv.Postgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -39,7 +41,9 @@ func scratch(t *testing.T) (string, *pgx.Conn) {
 	return dsn, conn
 }
 
-func exec(t *testing.T, conn *pgx.Conn, sqls ...string) {
+func exec(t *testing.T, conn *pgx.Conn, sqls ...string) { exec2(t, conn, sqls...) }
+
+func exec2(t testing.TB, conn *pgx.Conn, sqls ...string) {
 	t.Helper()
 	for _, s := range sqls {
 		if _, err := conn.Exec(context.Background(), s); err != nil {

@@ -169,12 +169,17 @@ func TestNotifyWakesReader(t *testing.T) {
 	dsn, conn := scratch(t)
 	installA(t, conn)
 	r := openReader(t, Config{Name: "pg", DSN: dsn, PollInterval: 30 * time.Second}, source.Cursor{})
+	wrote := make(chan error, 1)
 	go func() {
 		time.Sleep(300 * time.Millisecond) // the reader is waiting by now
-		_, _ = conn.Exec(context.Background(), `INSERT INTO a VALUES (1, 'wake')`)
+		_, err := conn.Exec(context.Background(), `INSERT INTO a VALUES (1, 'wake')`)
+		wrote <- err
 	}()
 	start := time.Now()
 	recs, _ := readN(t, r, 1, 10*time.Second)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("row arrived after %v; NOTIFY did not wake the reader", d)
 	}
