@@ -22,8 +22,12 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// demoTables are the Pagila tables the demo captures.
-var demoTables = []string{"payment", "rental", "customer"}
+// demoTables are the Pagila tables the demo captures, with their key
+// columns (Pagila's payment is partitioned and has no primary key of its own).
+var demoTables = []struct {
+	name string
+	keys []string
+}{{"payment", []string{"payment_id"}}, {"rental", nil}, {"customer", nil}}
 
 // demoSummary is what `observer demo` reports at the end.
 type demoSummary struct {
@@ -245,7 +249,7 @@ func prepareDemoDB(ctx context.Context, cfg *config.Config, data *workload.Data,
 		}
 		var opts sqlite.InstallOptions
 		for _, t := range demoTables {
-			opts.Tables = append(opts.Tables, sqlite.TableSpec{Name: t})
+			opts.Tables = append(opts.Tables, sqlite.TableSpec{Name: t.name, KeyColumns: t.keys})
 		}
 		if err := sqlite.Install(ctx, db, opts); err != nil {
 			db.Close()
@@ -279,7 +283,7 @@ func prepareDemoDB(ctx context.Context, cfg *config.Config, data *workload.Data,
 		defer conn.Close(ctx)
 		opts := postgres.InstallOptions{Schema: cfg.Source.Schema, Channel: cfg.Source.Channel}
 		for _, t := range demoTables {
-			opts.Tables = append(opts.Tables, postgres.TableSpec{Name: t})
+			opts.Tables = append(opts.Tables, postgres.TableSpec{Name: t.name, KeyColumns: t.keys})
 		}
 		if err := postgres.Install(ctx, conn, opts); err != nil {
 			db.Close()

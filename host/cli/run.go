@@ -30,6 +30,11 @@ exactly where it stopped.`,
 			ctx := cmd.Context()
 			s, err := build(ctx, cfg, log, engine.Hooks{}, dryRun)
 			if err != nil {
+				if ctx.Err() != nil {
+					// Stopped while starting: nothing ran, nothing to save.
+					log.Info("observer stopped during start-up")
+					return nil
+				}
 				return err
 			}
 			defer s.Close(context.WithoutCancel(ctx))
