@@ -16,6 +16,7 @@ package source
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
@@ -124,6 +125,22 @@ type Store interface {
 	DeleteDead(ctx context.Context, ids ...int64) (int64, error)
 	Close() error
 }
+
+// DecodeError says why a change-log row could not become an event. It is
+// carried in Record.DecodeErr, never returned from Read: a row that cannot
+// be decoded is delivered (and dead-lettered by the engine), so it neither
+// disappears nor blocks the rows after it.
+type DecodeError struct {
+	Source   string
+	Position uint64
+	Err      error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("source %s: decode change-log row %d: %v", e.Source, e.Position, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 // ErrNotFound is returned by GetDead for an unknown id.
 var ErrNotFound = errNotFound{}

@@ -105,7 +105,7 @@ func decodeRow(src string, mode decodeMode, r row) (rec source.Record, skip bool
 	}
 	return source.Record{
 		Event:     ev,
-		DecodeErr: &DecodeError{Source: src, Position: pos, Err: errors.Join(errs...)},
+		DecodeErr: &source.DecodeError{Source: src, Position: pos, Err: errors.Join(errs...)},
 		Raw:       rawRow(r),
 	}, false
 }

@@ -2,29 +2,12 @@ package postgres
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrClosed is returned by Read after Close.
 var ErrClosed = errors.New("postgres source: closed")
-
-// DecodeError says why a change-log row could not become an event. It is
-// carried in source.Record.DecodeErr, never returned from Read: a row that
-// cannot be decoded is delivered (and dead-lettered by the engine), so it
-// neither disappears nor blocks the rows after it.
-type DecodeError struct {
-	Source   string
-	Position uint64
-	Err      error
-}
-
-func (e *DecodeError) Error() string {
-	return fmt.Sprintf("source %s: decode change-log row %d: %v", e.Source, e.Position, e.Err)
-}
-
-func (e *DecodeError) Unwrap() error { return e.Err }
 
 // errUndefinedTable marks a change-log table or column found missing.
 var errUndefinedTable = errors.New("undefined table")

@@ -312,7 +312,7 @@ func decodeRow(src string, r row) source.Record {
 	if merr != nil {
 		raw = fmt.Appendf(nil, `{"id":%d}`, r.ID)
 	}
-	return source.Record{Event: ev, DecodeErr: &DecodeError{Source: src, Position: pos, Err: errors.Join(errs...)}, Raw: raw}
+	return source.Record{Event: ev, DecodeErr: &source.DecodeError{Source: src, Position: pos, Err: errors.Join(errs...)}, Raw: raw}
 }
 
 // Close closes the database. Safe to call more than once.
