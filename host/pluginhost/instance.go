@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fraiseql/observer/abi"
+	"github.com/fraiseql/observer/host/pluginhost/internal/instrument"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
@@ -19,14 +21,18 @@ import (
 // instance is one instantiated module with its kernel memory. It serves
 // one call at a time; the pool hands it to one caller at a time.
 //
-// Interruption: the runtime is built WithCloseOnContextDone, which makes
-// the compiled code check at every loop header whether the module was
-// closed. A call is passed the instance's own context, made once and never
-// canceled; a per-instance timer, re-armed for each call, closes the module
-// when Limits.Timeout passes, and context.AfterFunc does the same when the
-// caller's context ends. Either way the call returns a sys.ExitError and
-// the instance is discarded. (wazero still starts one short-lived watcher
-// goroutine per call in this mode; it finds nothing to watch.)
+// Interruption: a per-instance timer, re-armed for each call, fires at
+// Limits.Timeout, and context.AfterFunc fires when the caller's context
+// ends (registered only for a context that can end). Either moves state
+// from stateRunning to its reason and then stops the guest: in
+// InterruptInstrument mode by setting the module's interrupt flag, which
+// the guest reads at its next safe point and traps; in InterruptContext
+// mode by closing the module, which wazero's checks at each loop header
+// notice. The call returns an error, classified by state, and the
+// instance is discarded. Only the transition out of stateRunning stops a
+// guest, so a timer that fires as a call returns cannot hit the next
+// call; and since an interrupted instance is never reused, the flag is
+// 0 whenever a call starts.
 type instance struct {
 	p     *Plugin
 	mod   api.Module
@@ -37,6 +43,10 @@ type instance struct {
 
 	timer    *time.Timer
 	onCancel func()
+	// flag is the interrupt flag of an instrumented module; nil in
+	// InterruptContext mode.
+	flag  api.MutableGlobal
+	state atomic.Uint32 // stateIdle, stateRunning, or why the call was stopped
 
 	stderr tailBuffer
 	nanos  int64
@@ -53,6 +63,15 @@ type instance struct {
 	enc    *json.Encoder
 	encBuf bytes.Buffer
 }
+
+// Instance states. The last three are why a call was stopped.
+const (
+	stateIdle uint32 = iota
+	stateRunning
+	stateTimeout
+	stateCanceled
+	stateClosed
+)
 
 // randSeed seeds every instance's WASI random source: guests get a fixed
 // stream, so a replay draws the same "random" bytes.
@@ -81,11 +100,20 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	in.mod = mod
-	in.timer = time.AfterFunc(time.Hour, func() {
-		_ = mod.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
-	})
+	if p.interrupt == InterruptInstrument {
+		flag, ok := mod.ExportedGlobal(instrument.ExportName).(api.MutableGlobal)
+		if !ok {
+			_ = mod.Close(context.Background())
+			return nil, fmt.Errorf("instantiate: the instrumented module has no mutable global %q", instrument.ExportName)
+		}
+		in.flag = flag
+	}
+	in.timer = time.AfterFunc(time.Hour, func() { in.interrupt(stateTimeout) })
 	in.timer.Stop()
-	in.onCancel = func() { _ = mod.CloseWithExitCode(context.Background(), sys.ExitCodeContextCanceled) }
+	in.onCancel = func() { in.interrupt(stateCanceled) }
+	p.liveMu.Lock()
+	p.live[in] = struct{}{}
+	p.liveMu.Unlock()
 	if p.hasInit {
 		if _, cerr := in.invoke(ctx, "_initialize", nil); cerr != nil {
 			in.close()
@@ -98,6 +126,29 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 func (in *instance) close() {
 	in.timer.Stop()
 	_ = in.mod.Close(context.Background())
+	in.p.liveMu.Lock()
+	delete(in.p.live, in)
+	in.p.liveMu.Unlock()
+}
+
+// interrupt stops the running call, if one is running and was not stopped
+// already, recording why. It runs on the timer's goroutine, the context's
+// AfterFunc goroutine, or Plugin.Close's.
+func (in *instance) interrupt(why uint32) {
+	if !in.state.CompareAndSwap(stateRunning, why) {
+		return
+	}
+	if in.flag != nil {
+		// The guest reads the flag at its next safe point, at most
+		// instrument.Budget loop headers away, and traps.
+		in.flag.Set(1)
+		return
+	}
+	code := sys.ExitCodeDeadlineExceeded
+	if why != stateTimeout {
+		code = sys.ExitCodeContextCanceled
+	}
+	_ = in.mod.CloseWithExitCode(context.Background(), code)
 }
 
 // healthy reports whether the instance may serve another call: not after
@@ -156,19 +207,29 @@ func (in *instance) invoke(ctx context.Context, export string, input []byte) ([]
 		return nil, in.p.callError(export, KindMemory, fmt.Errorf("input of %d bytes does not fit the kernel memory limit of %d bytes (Limits.MemoryBytes)", len(input), in.p.limits.MemoryBytes))
 	}
 
+	in.state.Store(stateRunning)
 	in.timer.Reset(in.p.limits.Timeout)
 	var stop func() bool
-	if ctx.Done() != nil {
+	if ctx.Done() != nil { // a background context cannot end: no AfterFunc, no allocation
 		stop = context.AfterFunc(ctx, in.onCancel)
 	}
 	in.stack[0] = 0
 	err = f.CallWithStack(in.ctx, in.stack)
 	timedOut := !in.timer.Stop()
 	canceled := stop != nil && !stop()
+	why := stateRunning
+	if !in.state.CompareAndSwap(stateRunning, stateIdle) {
+		why = in.state.Load()
+	}
+	if timedOut || canceled || why != stateRunning {
+		// Stopped, or about to be: the instance's state is unknown or its
+		// flag set, and a late timer must not stop its next call.
+		in.broken = true
+	}
 
 	if err != nil {
 		in.broken = true
-		return nil, in.classify(export, err, timedOut, canceled, ctx)
+		return nil, in.classify(export, err, why, ctx)
 	}
 	if msg, ok := in.k.errorMessage(); ok {
 		return nil, in.p.callError(export, KindGuest, &abi.Error{Message: string(msg)})
@@ -180,7 +241,7 @@ func (in *instance) invoke(ctx context.Context, export string, input []byte) ([]
 }
 
 // classify turns an error from the guest into a CallError.
-func (in *instance) classify(export string, err error, timedOut, canceled bool, ctx context.Context) *CallError {
+func (in *instance) classify(export string, err error, why uint32, ctx context.Context) *CallError {
 	lim := in.p.limits
 	select {
 	case <-in.p.done:
@@ -193,15 +254,19 @@ func (in *instance) classify(export string, err error, timedOut, canceled bool, 
 		}
 		return in.p.callError(export, in.faultKind, in.faultErr)
 	}
-	var exit *sys.ExitError
-	if errors.As(err, &exit) {
-		switch {
-		case exit.ExitCode() == sys.ExitCodeDeadlineExceeded && timedOut:
-			return in.p.callError(export, KindTimeout, fmt.Errorf("call exceeded the time limit of %s (Limits.Timeout) and was stopped", lim.Timeout))
-		case exit.ExitCode() == sys.ExitCodeContextCanceled && canceled:
-			return in.p.callError(export, KindCanceled, fmt.Errorf("call stopped: %w", context.Cause(ctx)))
-		}
+	// Stopped by the timer or the context: whatever the guest did at that
+	// moment (trapped on the flag, or on its closed module), the cause is
+	// the interruption.
+	switch why {
+	case stateTimeout:
+		return in.p.callError(export, KindTimeout, fmt.Errorf("call exceeded the time limit of %s (Limits.Timeout) and was stopped", lim.Timeout))
+	case stateCanceled:
+		return in.p.callError(export, KindCanceled, fmt.Errorf("call stopped: %w", context.Cause(ctx)))
+	case stateClosed:
+		return in.p.callError(export, KindCanceled, ErrClosed)
 	}
+	var exit *sys.ExitError
+	errors.As(err, &exit)
 	if in.outOfMemory() {
 		return in.p.callError(export, KindMemory, fmt.Errorf("guest ran out of memory at the limit of %d bytes (Limits.MemoryBytes)%s", lim.MemoryBytes, in.stderr.suffix()))
 	}

@@ -28,8 +28,11 @@ type Plugin struct {
 	config   map[string]string
 	rt       wazero.Runtime
 	compiled wazero.CompiledModule
-	exports  map[string]api.FunctionDefinition
-	hasInit  bool
+	// interrupt is how calls are stopped: InterruptInstrument if the
+	// module was rewritten, else InterruptContext.
+	interrupt InterruptMode
+	exports   map[string]api.FunctionDefinition
+	hasInit   bool
 	// nameFromFile: Spec.Name was empty, so the manifest's name replaces
 	// the file name once describe has run.
 	nameFromFile bool
@@ -41,6 +44,12 @@ type Plugin struct {
 	done  chan struct{}  // closed by Close
 
 	closeOnce sync.Once
+
+	// live holds every instance not yet closed, so that Close can
+	// interrupt calls in flight (instrumented modules do not notice that
+	// their module was closed).
+	liveMu sync.Mutex
+	live   map[*instance]struct{}
 }
 
 // Name returns the plugin's name (Spec.Name, or the file name).
@@ -55,6 +64,11 @@ func (p *Plugin) Path() string { return p.path }
 // Limits returns the limits in force (defaults filled in).
 func (p *Plugin) Limits() Limits { return p.limits }
 
+// Interrupt returns how this plugin's calls are stopped:
+// InterruptInstrument if its module was instrumented, InterruptContext if
+// the host is configured so or the module could not be instrumented.
+func (p *Plugin) Interrupt() InterruptMode { return p.interrupt }
+
 func (p *Plugin) callError(export string, kind ErrorKind, err error) *CallError {
 	return &CallError{Plugin: p.name, Export: export, Kind: kind, Err: err}
 }
@@ -64,6 +78,11 @@ func (p *Plugin) Close(ctx context.Context) error {
 	var err error
 	p.closeOnce.Do(func() {
 		close(p.done)
+		p.liveMu.Lock()
+		for in := range p.live {
+			in.interrupt(stateClosed)
+		}
+		p.liveMu.Unlock()
 		err = p.rt.Close(ctx) // closes every instance, idle or busy
 		if p.h != nil {
 			p.h.forget(p)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/fraiseql/observer/abi"
 	"github.com/fraiseql/observer/host/internal/testenv"
 	"github.com/fraiseql/observer/host/pluginhost"
+	"github.com/fraiseql/observer/host/pluginhost/internal/instrument"
 )
 
 // syncBuffer collects log output from concurrent calls.
@@ -37,10 +39,18 @@ func (s *syncBuffer) String() string {
 }
 
 func newHost(t testing.TB) (*pluginhost.Host, *syncBuffer) {
+	return newHostMode(t, "")
+}
+
+// modes are the interrupt modes the termination tests run under.
+var modes = []pluginhost.InterruptMode{pluginhost.InterruptInstrument, pluginhost.InterruptContext}
+
+func newHostMode(t testing.TB, mode pluginhost.InterruptMode) (*pluginhost.Host, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	h, err := pluginhost.New(context.Background(), pluginhost.Config{
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Interrupt: mode,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -156,9 +166,18 @@ func TestWebhook(t *testing.T) {
 // TestHostileGuest: each misbehaviour fails only its call, with a
 // CallError naming the plugin (and the limit), and the next call works.
 func TestHostileGuest(t *testing.T) {
-	h, _ := newHost(t)
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) { testHostileGuest(t, mode) })
+	}
+}
+
+func testHostileGuest(t *testing.T, mode pluginhost.InterruptMode) {
+	h, _ := newHostMode(t, mode)
 	lim := pluginhost.Limits{MemoryBytes: 24 << 20, Timeout: 2 * time.Second, MaxOutputBytes: 1 << 20, MaxInstances: 2}
 	p := load(t, h, pluginhost.Spec{Name: "hostile-1", Path: testenv.GoPlugin(t, "host/pluginhost/testdata/guests/hostile"), Limits: lim})
+	if p.Interrupt() != mode {
+		t.Fatalf("plugin runs in interrupt mode %q, want %q", p.Interrupt(), mode)
+	}
 	ctx := context.Background()
 	for _, tc := range []struct {
 		mode      string
@@ -198,18 +217,140 @@ func TestHostileGuest(t *testing.T) {
 }
 
 func TestCancelStopsCall(t *testing.T) {
-	h, _ := newHost(t)
-	p := load(t, h, pluginhost.Spec{Name: "hostile-2", Path: testenv.GoPlugin(t, "host/pluginhost/testdata/guests/hostile"),
-		Limits: pluginhost.Limits{Timeout: 30 * time.Second}})
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := p.Filter(ctx, input(paymentEvent("1"), `{"mode": "loop"}`))
-	if ce := callError(t, err); ce.Kind != pluginhost.KindCanceled || time.Since(start) > 5*time.Second {
-		t.Fatalf("got %v after %s, want canceled after ~200ms", err, time.Since(start))
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			h, _ := newHostMode(t, mode)
+			p := load(t, h, pluginhost.Spec{Name: "hostile-2", Path: testenv.GoPlugin(t, "host/pluginhost/testdata/guests/hostile"),
+				Limits: pluginhost.Limits{Timeout: 30 * time.Second}})
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			_, err := p.Filter(ctx, input(paymentEvent("1"), `{"mode": "loop"}`))
+			if ce := callError(t, err); ce.Kind != pluginhost.KindCanceled || time.Since(start) > 5*time.Second || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("got %v after %s, want canceled (context deadline exceeded) after ~200ms", err, time.Since(start))
+			}
+			t.Logf("%s: canceled after %s", mode, time.Since(start))
+			if res, err := p.Filter(context.Background(), input(paymentEvent("1"), `{"mode": "ok"}`)); err != nil || !res.Pass {
+				t.Fatalf("after cancel: %+v %v", res, err)
+			}
+		})
 	}
-	if res, err := p.Filter(context.Background(), input(paymentEvent("1"), `{"mode": "ok"}`)); err != nil || !res.Pass {
-		t.Fatalf("after cancel: %+v %v", res, err)
+}
+
+// TestLoopingGuestDoesNotBlockGC: compiled guest code cannot be preempted,
+// and a stop-the-world collection waits for every goroutine, so a guest
+// spinning without safe points would freeze the whole process at the next
+// collection, including the timer meant to stop it. While a guest loops
+// (its timeout far away), runtime.GC must still return promptly, and the
+// loop must still stop at its timeout.
+func TestLoopingGuestDoesNotBlockGC(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			h, _ := newHostMode(t, mode)
+			const timeout = 4 * time.Second
+			p := load(t, h, pluginhost.Spec{Name: "spin", Path: testenv.GoPlugin(t, "host/pluginhost/testdata/guests/hostile"),
+				Limits: pluginhost.Limits{Timeout: timeout}})
+			done := make(chan error, 1)
+			start := time.Now()
+			go func() {
+				_, err := p.Filter(context.Background(), input(paymentEvent("1"), `{"mode": "loop"}`))
+				done <- err
+			}()
+			time.Sleep(300 * time.Millisecond) // let the guest reach its loop
+			for i := 0; i < 3; i++ {
+				gcStart := time.Now()
+				runtime.GC()
+				if took := time.Since(gcStart); took > time.Second {
+					t.Fatalf("runtime.GC took %s while a guest looped: it waited for the guest", took)
+				}
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the looping call returned before its timeout, after %s: %v", time.Since(start), err)
+			default:
+			}
+			err := <-done
+			if ce := callError(t, err); ce.Kind != pluginhost.KindTimeout {
+				t.Fatalf("got %v, want a timeout", err)
+			}
+			if took := time.Since(start); took < timeout || took > timeout+2*time.Second {
+				t.Fatalf("the loop stopped after %s, want about %s", took, timeout)
+			}
+		})
+	}
+}
+
+// TestCloseStopsLoopingCall: closing a plugin stops a call in flight,
+// long before its timeout.
+func TestCloseStopsLoopingCall(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			h, _ := newHostMode(t, mode)
+			p := load(t, h, pluginhost.Spec{Name: "spin", Path: testenv.GoPlugin(t, "host/pluginhost/testdata/guests/hostile"),
+				Limits: pluginhost.Limits{Timeout: 30 * time.Second}})
+			done := make(chan error, 1)
+			go func() {
+				_, err := p.Filter(context.Background(), input(paymentEvent("1"), `{"mode": "loop"}`))
+				done <- err
+			}()
+			time.Sleep(300 * time.Millisecond)
+			start := time.Now()
+			if err := p.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if !errors.Is(err, pluginhost.ErrClosed) {
+					t.Fatalf("got %v, want ErrClosed", err)
+				}
+				t.Logf("%s: stopped %s after Close", mode, time.Since(start))
+			case <-time.After(5 * time.Second):
+				t.Fatal("the looping call still runs 5s after Close")
+			}
+		})
+	}
+}
+
+// TestInterruptMode: modules are instrumented by default; the context
+// mode is selectable; a module the rewriter refuses (here one already
+// exporting the reserved name) still loads, under wazero's checks.
+func TestInterruptMode(t *testing.T) {
+	ctx := context.Background()
+	path := testenv.GoPlugin(t, "plugins/field-filter")
+	h, logs := newHost(t)
+	if p := load(t, h, pluginhost.Spec{Path: path}); p.Interrupt() != pluginhost.InterruptInstrument {
+		t.Fatalf("default mode %q, want instrument", p.Interrupt())
+	}
+	if !strings.Contains(logs.String(), "instrumented with interrupt checks") {
+		t.Fatalf("no debug line for the instrumented module:\n%s", logs)
+	}
+	hc, _ := newHostMode(t, pluginhost.InterruptContext)
+	if p := load(t, hc, pluginhost.Spec{Path: path}); p.Interrupt() != pluginhost.InterruptContext {
+		t.Fatalf("context host: mode %q", p.Interrupt())
+	}
+	if _, err := pluginhost.New(ctx, pluginhost.Config{Interrupt: "fuel"}); err == nil || !strings.Contains(err.Error(), `"fuel"`) {
+		t.Fatalf("unknown mode: %v", err)
+	}
+
+	// A module the rewriter refuses: one that already exports the
+	// reserved name (here: an instrumented module, instrumented again).
+	raw, err := os.ReadFile(testenv.GoPlugin(t, "host/pluginhost/testdata/guests/rawextism"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	once, _, err := instrument.Rewrite(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := load(t, h, pluginhost.Spec{Path: "twice.wasm", Wasm: once})
+	if p.Interrupt() != pluginhost.InterruptContext {
+		t.Fatalf("a module the rewriter refuses runs in mode %q, want the context fallback", p.Interrupt())
+	}
+	if !strings.Contains(logs.String(), "not instrumented") || !strings.Contains(logs.String(), instrument.ExportName) {
+		t.Fatalf("no debug line saying why the module was not instrumented:\n%s", logs)
+	}
+	if out, err := p.Call(ctx, "echo", []byte("still works")); err != nil || string(out) != "STILL WORKS" {
+		t.Fatalf("echo on the fallback module: %q %v", out, err)
 	}
 }
 
