@@ -4,6 +4,7 @@ package observer
 
 import (
 	"encoding/binary"
+	"unsafe"
 
 	"github.com/fraiseql/observer/abi"
 )
@@ -67,22 +68,49 @@ func extismLogError(p uint64)
 func exportDescribe() int32 { return setOutput(Describe()) }
 
 //go:wasmexport filter
-func exportFilter() int32 { return setOutput(Invoke(abi.RoleFilter, readInput())) }
+func exportFilter() int32 { return call(abi.RoleFilter) }
 
 //go:wasmexport act
-func exportAct() int32 { return setOutput(Invoke(abi.RoleAct, readInput())) }
+func exportAct() int32 { return call(abi.RoleAct) }
 
-func readInput() []byte {
+// outBuf is the result buffer, kept from call to call: setOutput copies
+// the result into kernel memory, and an instance serves one call at a
+// time, so the next call may overwrite it.
+var outBuf []byte
+
+// maxKeptOutput bounds the result buffer kept between calls.
+const maxKeptOutput = 64 << 10
+
+func call(role string) int32 {
+	p := registered
+	if p == nil {
+		p = &Plugin{}
+	}
+	out := p.invoke(outBuf[:0], role, readInput())
+	rc := setOutput(out)
+	if cap(out) <= maxKeptOutput {
+		outBuf = out
+	}
+	return rc
+}
+
+// readInput copies this call's input into a new buffer and returns it as
+// a string without a second copy: the buffer is never written again, and
+// the decoded strings share it.
+func readInput() string {
 	n := extismInputLength()
+	if n == 0 {
+		return ""
+	}
 	b := make([]byte, n)
 	i := uint64(0)
 	for ; i+8 <= n; i += 8 {
-		binary.LittleEndian.PutUint64(b[i:], extismInputLoadU64(i))
+		*(*uint64)(unsafe.Pointer(&b[i])) = extismInputLoadU64(i)
 	}
 	for ; i < n; i++ {
 		b[i] = byte(extismInputLoadU8(i))
 	}
-	return b
+	return unsafe.String(&b[0], len(b))
 }
 
 // store copies b into a new kernel block and returns its offset (0 if

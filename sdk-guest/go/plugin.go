@@ -83,7 +83,13 @@ func Invoke(role string, input []byte) []byte {
 
 // Invoke is the method form of the package-level Invoke.
 func (p *Plugin) Invoke(role string, input []byte) []byte {
-	in, inErr := DecodeInput(input)
+	return p.invoke(nil, role, string(input))
+}
+
+// invoke appends the result for input to dst. The decoded strings share
+// input's memory, so the export passes the buffer it read without copying.
+func (p *Plugin) invoke(dst []byte, role, input string) []byte {
+	in, inErr := decodeInput(input)
 	switch role {
 	case abi.RoleFilter:
 		res := FilterResult{}
@@ -100,7 +106,10 @@ func (p *Plugin) Invoke(role string, input []byte) []byte {
 			}
 		}
 		res.ABI = abi.VersionString
-		return mustMarshal(res)
+		if out, ok := appendFilterResult(dst, &res, true); ok {
+			return out
+		}
+		return append(dst, mustMarshal(res)...)
 	case abi.RoleAct:
 		res := ActResult{}
 		switch {
@@ -119,17 +128,51 @@ func (p *Plugin) Invoke(role string, input []byte) []byte {
 			res.Effects = []Effect{}
 		}
 		res.ABI = abi.VersionString
-		return mustMarshal(res)
+		if out, ok := appendActResult(dst, &res, true); ok {
+			return out
+		}
+		return append(dst, mustMarshal(res)...)
 	}
-	return mustMarshal(struct {
+	return append(dst, mustMarshal(struct {
 		ABI   string `json:"abi"`
 		Error *Error `json:"error"`
-	}{abi.VersionString, Errorf(CodeNoHandler, "unknown role %q", role)})
+	}{abi.VersionString, Errorf(CodeNoHandler, "unknown role %q", role)})...)
 }
 
 // DecodeInput decodes and checks a role input. Numbers in the row images
 // stay exact (json.Number). The error is ready to return in a result.
+//
+// The result is what encoding/json (with UseNumber) would decode, and every
+// error message is encoding/json's: a reflection-free decoder handles the
+// inputs a host sends and hands anything unusual to encoding/json.
 func DecodeInput(b []byte) (*Input, *Error) {
+	return decodeInput(string(b))
+}
+
+func decodeInput(s string) (*Input, *Error) {
+	in, ok := decodeInputFast(s)
+	if !ok {
+		var err *Error
+		if in, err = decodeInputStd([]byte(s)); err != nil {
+			return nil, err
+		}
+	}
+	major, _, err := abi.ParseVersion(in.ABI)
+	if err != nil {
+		return nil, Errorf(CodeBadInput, "input: %v", err)
+	}
+	if major != abi.Major {
+		return nil, Errorf(CodeBadInput, "input is ABI %s but this plugin speaks ABI %d.x", in.ABI, abi.Major)
+	}
+	if in.Event == nil {
+		return nil, Errorf(CodeBadInput, "input has no event")
+	}
+	return in, nil
+}
+
+// decodeInputStd decodes with encoding/json: the reference for the fast
+// path and the source of every decoding error message.
+func decodeInputStd(b []byte) (*Input, *Error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, Errorf(CodeBadInput, "input is empty: want an ABI %s input object", abi.VersionString)
 	}
@@ -141,16 +184,6 @@ func DecodeInput(b []byte) (*Input, *Error) {
 	}
 	if dec.More() {
 		return nil, Errorf(CodeBadInput, "input has trailing data after the JSON object")
-	}
-	major, _, err := abi.ParseVersion(in.ABI)
-	if err != nil {
-		return nil, Errorf(CodeBadInput, "input: %v", err)
-	}
-	if major != abi.Major {
-		return nil, Errorf(CodeBadInput, "input is ABI %s but this plugin speaks ABI %d.x", in.ABI, abi.Major)
-	}
-	if in.Event == nil {
-		return nil, Errorf(CodeBadInput, "input has no event")
 	}
 	return &in, nil
 }
