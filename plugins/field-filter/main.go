@@ -17,7 +17,7 @@ func init() {
 		Name:        "field-filter",
 		Version:     "1.0.0",
 		Description: "keeps events whose field compares true with a configured value",
-		Filter:      filter,
+		Filter:      newFilterer().filter,
 	})
 }
 

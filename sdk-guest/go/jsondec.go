@@ -35,8 +35,38 @@ import (
 const maxDepth = 512
 
 type decoder struct {
-	s string // the whole input; decoded strings are substrings of it
-	i int    // read offset
+	s    string   // the whole input; decoded strings are substrings of it
+	i    int      // read offset
+	slab []string // backing store for strings and numbers boxed in images
+}
+
+// Boxing a string or json.Number in an `any` allocates its header; a row
+// image boxes one per column. box instead stores the header in a slab
+// shared by the call and makes the interface point at it: the interface
+// and its value are exactly what the compiler would build (a type word and
+// a pointer to an immutable string header), with one allocation per
+// slabSize values. A slab entry is never written again once boxed.
+
+const slabSize = 32
+
+type eface struct{ typ, data unsafe.Pointer }
+
+func typeWord(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).typ }
+
+var (
+	stringType = typeWord("")
+	numberType = typeWord(json.Number(""))
+)
+
+func (d *decoder) box(s string, typ unsafe.Pointer) any {
+	if len(d.slab) == cap(d.slab) {
+		d.slab = make([]string, 0, slabSize)
+	}
+	d.slab = append(d.slab, s)
+	var v any
+	e := (*eface)(unsafe.Pointer(&v))
+	e.typ, e.data = typ, unsafe.Pointer(&d.slab[len(d.slab)-1])
+	return v
 }
 
 // load64 reads s[i:i+8] as a little-endian word; the caller checks bounds.
@@ -317,7 +347,7 @@ func (d *decoder) value(depth int) (any, bool) {
 		return d.array(depth + 1)
 	case c == '"':
 		s, ok := d.str()
-		return s, ok
+		return d.box(s, stringType), ok
 	case c == 't':
 		return true, d.lit("true")
 	case c == 'f':
@@ -326,7 +356,7 @@ func (d *decoder) value(depth int) (any, bool) {
 		return nil, d.lit("null")
 	default:
 		n, ok := d.num()
-		return json.Number(n), ok
+		return d.box(n, numberType), ok
 	}
 }
 
@@ -451,51 +481,50 @@ func (d *decoder) skip(depth int) bool {
 	return ok
 }
 
-// fields walks the members of the object at d.i, calling member with each
-// key (the decoder positioned at its value). member reports which field
-// bit it set (0 for an unknown key) and whether the value was acceptable.
-// A known key seen twice gives up (encoding/json would merge them).
-func (d *decoder) fields(member func(key string) (bit uint32, ok bool)) bool {
+// enter moves into the object at d.i, reporting whether it has members
+// (then the decoder is at the first key).
+func (d *decoder) enter() (members, ok bool) {
 	if d.peek() != '{' {
-		return false
+		return false, false
 	}
 	d.i++
 	d.ws()
 	if d.peek() == '}' {
 		d.i++
-		return true
+		return false, true
 	}
-	var seen uint32
-	for {
-		k, ok := d.str()
-		if !ok || !d.colon() {
-			return false
-		}
-		bit, ok := member(k)
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		more, ok := d.sep('}')
-		if !ok {
-			return false
-		}
-		if !more {
-			return true
-		}
-	}
+	return true, true
 }
+
+// key reads a member's key and colon, leaving the decoder at the value.
+func (d *decoder) key() (string, bool) {
+	k, ok := d.str()
+	return k, ok && d.colon()
+}
+
+// The members of a struct are decoded by a loop over enter, key, a switch
+// that sets one bit per known field (a known key seen twice gives up, as
+// encoding/json would merge the values) and sep. Unknown keys go to
+// unknown.
 
 // unknown passes over the value of an unknown key, giving up if the key
 // would match one of names case-insensitively (encoding/json would use it).
-func (d *decoder) unknown(key string, names ...string) (uint32, bool) {
+func (d *decoder) unknown(key string, names []string) bool {
 	for _, n := range names {
 		if strings.EqualFold(key, n) {
-			return 0, false
+			return false
 		}
 	}
-	return 0, d.skip(1)
+	return d.skip(1)
 }
+
+var (
+	inputNames   = []string{"abi", "context", "event", "config"}
+	contextNames = []string{"observer", "plugin", "role", "attempt", "dry_run", "now", "trace"}
+	eventNames   = []string{"id", "position", "source", "entity", "op", "key", "before", "after",
+		"changed_fields", "tenant", "commit_time", "txid", "trace"}
+	traceNames = []string{"traceparent", "tracestate"}
+)
 
 // strField decodes a string field; null leaves it unset.
 func (d *decoder) strField(dst *string) bool {
@@ -525,103 +554,155 @@ func (d *decoder) trace(dst **TraceContext) bool {
 		*dst = nil
 		return true
 	}
+	members, ok := d.enter()
+	if !ok {
+		return false
+	}
 	t := new(TraceContext)
 	*dst = t
-	return d.fields(func(k string) (uint32, bool) {
+	var seen uint32
+	for members {
+		k, ok := d.key()
+		if !ok {
+			return false
+		}
+		var bit uint32
 		switch k {
 		case "traceparent":
-			return 1, d.strField(&t.Traceparent)
+			bit, ok = 1, d.strField(&t.Traceparent)
 		case "tracestate":
-			return 2, d.strField(&t.Tracestate)
+			bit, ok = 2, d.strField(&t.Tracestate)
+		default:
+			ok = d.unknown(k, traceNames)
 		}
-		return d.unknown(k, "traceparent", "tracestate")
-	})
+		if !ok || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		if members, ok = d.sep('}'); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *decoder) context(c *CallContext) bool {
 	if d.null() {
 		return true
 	}
-	return d.fields(func(k string) (uint32, bool) {
+	members, ok := d.enter()
+	if !ok {
+		return false
+	}
+	var seen uint32
+	for members {
+		k, ok := d.key()
+		if !ok {
+			return false
+		}
+		var bit uint32
 		switch k {
 		case "observer":
-			return 1, d.strField(&c.Observer)
+			bit, ok = 1, d.strField(&c.Observer)
 		case "plugin":
-			return 2, d.strField(&c.Plugin)
+			bit, ok = 2, d.strField(&c.Plugin)
 		case "role":
-			return 4, d.strField(&c.Role)
+			bit, ok = 4, d.strField(&c.Role)
 		case "attempt":
-			if d.null() {
-				return 8, true
+			bit = 8
+			if !d.null() {
+				var n string
+				if n, ok = d.num(); ok {
+					i, err := strconv.ParseInt(n, 10, 0)
+					c.Attempt, ok = int(i), err == nil
+				}
 			}
-			n, ok := d.num()
-			if !ok {
-				return 0, false
-			}
-			i, err := strconv.ParseInt(n, 10, 0)
-			c.Attempt = int(i)
-			return 8, err == nil
 		case "dry_run":
+			bit = 16
 			switch {
 			case d.null():
 			case d.lit("true"):
 				c.DryRun = true
 			case d.lit("false"):
 			default:
-				return 0, false
+				ok = false
 			}
-			return 16, true
 		case "now":
-			return 32, d.strField(&c.Now)
+			bit, ok = 32, d.strField(&c.Now)
 		case "trace":
-			return 64, d.trace(&c.Trace)
+			bit, ok = 64, d.trace(&c.Trace)
+		default:
+			ok = d.unknown(k, contextNames)
 		}
-		return d.unknown(k, "observer", "plugin", "role", "attempt", "dry_run", "now", "trace")
-	})
+		if !ok || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		if members, ok = d.sep('}'); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *decoder) event(e *Event) bool {
-	return d.fields(func(k string) (uint32, bool) {
+	members, ok := d.enter()
+	if !ok {
+		return false
+	}
+	var seen uint32
+	for members {
+		k, ok := d.key()
+		if !ok {
+			return false
+		}
+		var bit uint32
 		switch k {
 		case "id":
-			return 1, d.strField(&e.ID)
+			bit, ok = 1, d.strField(&e.ID)
 		case "position":
-			if d.null() {
-				return 2, true
+			bit = 2
+			if !d.null() {
+				var n string
+				if n, ok = d.num(); ok {
+					p, err := strconv.ParseUint(n, 10, 64)
+					e.Position, ok = p, err == nil
+				}
 			}
-			n, ok := d.num()
-			if !ok {
-				return 0, false
-			}
-			p, err := strconv.ParseUint(n, 10, 64)
-			e.Position = p
-			return 2, err == nil
 		case "source":
-			return 4, d.strField(&e.Source)
+			bit, ok = 4, d.strField(&e.Source)
 		case "entity":
-			return 8, d.strField(&e.Entity)
+			bit, ok = 8, d.strField(&e.Entity)
 		case "op":
-			return 16, d.strField((*string)(&e.Op))
+			bit, ok = 16, d.strField((*string)(&e.Op))
 		case "key":
-			return 32, d.strField(&e.Key)
+			bit, ok = 32, d.strField(&e.Key)
 		case "before":
-			return 64, d.mapField(&e.Before)
+			bit, ok = 64, d.mapField(&e.Before)
 		case "after":
-			return 128, d.mapField(&e.After)
+			bit, ok = 128, d.mapField(&e.After)
 		case "changed_fields":
-			return 256, d.strings(&e.ChangedFields)
+			bit, ok = 256, d.strings(&e.ChangedFields)
 		case "tenant":
-			return 512, d.strField(&e.Tenant)
+			bit, ok = 512, d.strField(&e.Tenant)
 		case "commit_time":
-			return 1024, d.strField(&e.CommitTime)
+			bit, ok = 1024, d.strField(&e.CommitTime)
 		case "txid":
-			return 2048, d.strField(&e.TxID)
+			bit, ok = 2048, d.strField(&e.TxID)
 		case "trace":
-			return 4096, d.trace(&e.Trace)
+			bit, ok = 4096, d.trace(&e.Trace)
+		default:
+			ok = d.unknown(k, eventNames)
 		}
-		return d.unknown(k, "id", "position", "source", "entity", "op", "key", "before", "after",
-			"changed_fields", "tenant", "commit_time", "txid", "trace")
-	})
+		if !ok || seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		if members, ok = d.sep('}'); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // strings decodes an array of strings (a null element gives up).
@@ -661,37 +742,57 @@ func (d *decoder) strings(dst *[]string) bool {
 // decodeInputFast decodes s as an Input, or reports ok == false for
 // anything it does not handle (see the comment at the top of this file).
 // The strings of the result share s's memory.
-func decodeInputFast(s string) (in *Input, ok bool) {
+func decodeInputFast(s string) (*Input, bool) {
 	d := &decoder{s: s}
-	in = new(Input)
-	d.ws()
-	ok = d.fields(func(k string) (uint32, bool) {
-		switch k {
-		case "abi":
-			return 1, d.strField(&in.ABI)
-		case "context":
-			return 2, d.context(&in.Context)
-		case "event":
-			if d.null() {
-				in.Event = nil
-				return 4, true
-			}
-			in.Event = new(Event)
-			return 4, d.event(in.Event)
-		case "config":
-			start := d.i
-			if !d.skip(0) {
-				return 0, false
-			}
-			// A copy: a handler may keep or modify Config without touching
-			// the strings that share the input.
-			in.Config = json.RawMessage(d.s[start:d.i])
-			return 8, true
-		}
-		return d.unknown(k, "abi", "context", "event", "config")
+	// One allocation for the input and its event.
+	both := new(struct {
+		in Input
+		ev Event
 	})
+	in := &both.in
+	d.ws()
+	members, ok := d.enter()
 	if !ok {
 		return nil, false
+	}
+	var seen uint32
+	for members {
+		k, ok := d.key()
+		if !ok {
+			return nil, false
+		}
+		var bit uint32
+		switch k {
+		case "abi":
+			bit, ok = 1, d.strField(&in.ABI)
+		case "context":
+			bit, ok = 2, d.context(&in.Context)
+		case "event":
+			bit = 4
+			if d.null() {
+				in.Event = nil
+			} else {
+				in.Event = &both.ev
+				ok = d.event(in.Event)
+			}
+		case "config":
+			bit = 8
+			start := d.i
+			if ok = d.skip(0); ok {
+				// A copy: a handler may keep or modify Config without
+				// touching the strings that share the input.
+				in.Config = json.RawMessage(d.s[start:d.i])
+			}
+		default:
+			ok = d.unknown(k, inputNames)
+		}
+		if !ok || seen&bit != 0 {
+			return nil, false
+		}
+		seen |= bit
+		if members, ok = d.sep('}'); !ok {
+			return nil, false
+		}
 	}
 	// json.Decoder.More, which the encoding/json path checks for trailing
 	// data, is false at the end and before a ']' or '}'.
