@@ -14,6 +14,7 @@ import (
 	"github.com/fraiseql/observer/abi"
 	"github.com/fraiseql/observer/host/internal/testenv"
 	"github.com/fraiseql/observer/host/pluginhost"
+	"github.com/fraiseql/observer/host/pluginhost/internal/instrument"
 )
 
 // benchInput is the field-filter input for a Pagila payment UPDATE: about
@@ -27,60 +28,68 @@ func benchInput(b *testing.B) []byte {
 	return raw
 }
 
-// BenchmarkFilter compares one filter call three ways in one run: this
-// host (raw bytes in and out, and typed Filter with JSON encode/decode),
-// the same logic as native Go, and the Extism go-sdk calling the same
-// module.
+// BenchmarkFilter compares one filter call in one run: this host in each
+// interrupt mode (raw bytes in and out, with a cancelable context, and
+// typed Filter with JSON encode/decode), the same logic as native Go, and
+// the Extism go-sdk calling the same module.
 func BenchmarkFilter(b *testing.B) {
 	ctx := context.Background()
 	path := testenv.GoPlugin(b, "plugins/field-filter")
 	raw := benchInput(b)
 	b.Logf("input: %d bytes", len(raw))
 
-	h, _ := newHost(b)
-	p := load(b, h, pluginhost.Spec{Path: path, Limits: pluginhost.Limits{MaxInstances: 1}})
 	check := func(out []byte) {
 		if !bytes.Contains(out, []byte(`"pass":true`)) {
 			b.Fatalf("unexpected output %s", out)
 		}
 	}
 
-	b.Run("wasm", func(b *testing.B) {
-		out, err := p.Call(ctx, abi.RoleFilter, raw)
-		if err != nil {
-			b.Fatal(err)
+	// Each interrupt mode side by side: instrumented loop checks (the
+	// default) and wazero's close-on-context-done.
+	for _, mode := range modes {
+		h, _ := newHostMode(b, mode)
+		p := load(b, h, pluginhost.Spec{Path: path, Limits: pluginhost.Limits{MaxInstances: 1}})
+		if p.Interrupt() != mode {
+			b.Fatalf("plugin runs in mode %q, want %q", p.Interrupt(), mode)
 		}
-		check(out)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for b.Loop() {
-			if _, err := p.Call(ctx, abi.RoleFilter, raw); err != nil {
+
+		b.Run("wasm/"+string(mode), func(b *testing.B) {
+			out, err := p.Call(ctx, abi.RoleFilter, raw)
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-
-	b.Run("wasm-cancelable-ctx", func(b *testing.B) {
-		cctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := p.Call(cctx, abi.RoleFilter, raw); err != nil {
-				b.Fatal(err)
+			check(out)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := p.Call(ctx, abi.RoleFilter, raw); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
 
-	b.Run("wasm-typed", func(b *testing.B) {
-		in := input(paymentEvent("11.99"), `{"field":"after.amount","op":">=","value":9.99}`)
-		b.ReportAllocs()
-		for b.Loop() {
-			res, err := p.Filter(ctx, in)
-			if err != nil || !res.Pass {
-				b.Fatal(res, err)
+		b.Run("wasm-cancelable-ctx/"+string(mode), func(b *testing.B) {
+			cctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Call(cctx, abi.RoleFilter, raw); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+
+		b.Run("wasm-typed/"+string(mode), func(b *testing.B) {
+			in := input(paymentEvent("11.99"), `{"field":"after.amount","op":">=","value":9.99}`)
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := p.Filter(ctx, in)
+				if err != nil || !res.Pass {
+					b.Fatal(res, err)
+				}
+			}
+		})
+	}
 
 	b.Run("native", func(b *testing.B) {
 		check(nativeFilter(raw))
@@ -169,12 +178,33 @@ func nativeFilter(raw []byte) []byte {
 // the pool, the kernel imports, the limits and wazero's call path.
 func BenchmarkCallOverhead(b *testing.B) {
 	ctx := context.Background()
-	h, _ := newHost(b)
-	p := load(b, h, pluginhost.Spec{Path: testenv.GoPlugin(b, "host/pluginhost/testdata/guests/rawextism"), Limits: pluginhost.Limits{MaxInstances: 1}})
+	path := testenv.GoPlugin(b, "host/pluginhost/testdata/guests/rawextism")
 	in := []byte("0123456789abcdef")
+	for _, mode := range modes {
+		h, _ := newHostMode(b, mode)
+		p := load(b, h, pluginhost.Spec{Path: path, Limits: pluginhost.Limits{MaxInstances: 1}})
+		b.Run(string(mode), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Call(ctx, "echo", in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkInstrument measures what instrumentation adds to a load: the
+// rewrite of the field-filter module (a Go guest of ~3.7 MB).
+func BenchmarkInstrument(b *testing.B) {
+	bin, err := os.ReadFile(testenv.GoPlugin(b, "plugins/field-filter"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(bin)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := p.Call(ctx, "echo", in); err != nil {
+		if _, _, err := instrument.Rewrite(bin); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,17 +6,18 @@ import (
 )
 
 // rewriteCode rewrites the code section's content: every function body
-// keeps its locals and instructions, with check inserted after each loop
-// header, and gets a new size. base is the content's offset in the module.
-func rewriteCode(content []byte, base int, check []byte, st *Stats) ([]byte, error) {
+// keeps its locals and instructions, with checks inserted (see rewriteBody),
+// and gets a new size. base is the content's offset in the module.
+func rewriteCode(content []byte, base int, g globals, st *Stats) ([]byte, error) {
 	r := reader{b: content}
 	n, err := r.u32()
 	if err != nil {
 		return nil, &Error{At: "code section", Err: err}
 	}
-	out := make([]byte, 0, len(content)+len(content)/8)
+	out := make([]byte, 0, len(content)+len(content)/4)
 	out = appendU32(out, n)
-	var body []byte
+	var w bodyWriter
+	w.g = g
 	for i := uint32(0); i < n; i++ {
 		at := base + r.off
 		size, err := r.u32()
@@ -27,9 +28,7 @@ func rewriteCode(content []byte, base int, check []byte, st *Stats) ([]byte, err
 		if err != nil {
 			return nil, &Error{At: fmt.Sprintf("function body %d at offset %d", i, at), Err: err}
 		}
-		body = body[:0]
-		var loops int
-		body, loops, err = rewriteBody(body, code, check)
+		body, err := w.rewrite(code)
 		if err != nil {
 			var be *bodyError
 			if errors.As(err, &be) {
@@ -40,7 +39,8 @@ func rewriteCode(content []byte, base int, check []byte, st *Stats) ([]byte, err
 		out = appendU32(out, uint32(len(body)))
 		out = append(out, body...)
 		st.Functions++
-		st.Loops += loops
+		st.Loops += w.loops
+		st.Bulk += w.bulk
 	}
 	if r.off != len(content) {
 		return nil, &Error{At: "code section", Err: fmt.Errorf("%d bytes after the last function body", len(content)-r.off)}
@@ -56,59 +56,175 @@ type bodyError struct {
 
 func (e *bodyError) Error() string { return fmt.Sprintf("at body offset %d: %v", e.off, e.err) }
 
-// rewriteBody appends to out the function body code (locals and
-// expression) with check inserted after every loop header, and returns
-// the number of loops.
-func rewriteBody(out, code, check []byte) ([]byte, int, error) {
+// globals are the indices of the globals the checks use.
+type globals struct {
+	budget, flag, scratch uint32
+}
+
+// A site is where rewriteBody inserts code: after a loop header (charged
+// with the loop body's instruction count), or around a bulk memory or
+// table instruction (charged by its length operand).
+type site struct {
+	at, end int   // the instruction is code[at:end]
+	loop    int   // for a loop: its index in bodyWriter.counts; -1 for bulk
+	shift   uint8 // for bulk: length >> shift is the charge
+}
+
+// bodyWriter rewrites function bodies, reusing its buffers.
+type bodyWriter struct {
+	g      globals
+	out    []byte
+	sites  []site
+	counts []int // instructions per region: [0] outside loops, then one per loop
+	open   []int // for each open block, the region its instructions count in
+	loops  int
+	bulk   int
+}
+
+// rewrite returns the function body code (locals and expression) with
+// checks inserted: at entry, charged with the instructions outside any
+// loop; after every loop header, charged with the loop's own instructions
+// (nested loops charge for theirs); and around bulk memory and table
+// instructions, charged by length. The result is valid until the next call.
+//
+// Between two checks a function runs at most the straight-line code it
+// was charged for (branches inside a loop region go forward, calls charge
+// at the callee's entry), so the budget bounds the work between safe
+// points, recursion and loop-free call trees included.
+func (w *bodyWriter) rewrite(code []byte) ([]byte, error) {
+	w.sites, w.counts, w.open = w.sites[:0], append(w.counts[:0], 0), append(w.open[:0], 0)
+	w.loops, w.bulk = 0, 0
 	r := reader{b: code}
 	groups, err := r.u32()
 	if err != nil {
-		return out, 0, &bodyError{0, fmt.Errorf("locals: %w", err)}
+		return nil, &bodyError{0, fmt.Errorf("locals: %w", err)}
 	}
 	for g := uint32(0); g < groups; g++ {
 		if _, err := r.u32(); err != nil {
-			return out, 0, &bodyError{r.off, fmt.Errorf("locals: %w", err)}
+			return nil, &bodyError{r.off, fmt.Errorf("locals: %w", err)}
 		}
 		t, err := r.byte()
 		if err != nil {
-			return out, 0, &bodyError{r.off, fmt.Errorf("locals: %w", err)}
+			return nil, &bodyError{r.off, fmt.Errorf("locals: %w", err)}
 		}
 		if !valType(t) {
-			return out, 0, &bodyError{r.off - 1, fmt.Errorf("local of type 0x%02x: %w", t, ErrUnsupported)}
+			return nil, &bodyError{r.off - 1, fmt.Errorf("local of type 0x%02x: %w", t, ErrUnsupported)}
 		}
 	}
+	start := r.off
 
-	mark := 0 // code[:mark] is in out already
-	depth := 0
-	loops := 0
+	// Pass 1: decode, count, and find the sites.
 	for {
 		at := r.off
 		if at == len(code) {
-			return out, 0, &bodyError{at, errors.New("the body ends without its final end")}
+			return nil, &bodyError{at, errors.New("the body ends without its final end")}
 		}
 		op, _ := r.byte()
-		if err := skipImmediates(&r, op); err != nil {
-			return out, 0, &bodyError{at, fmt.Errorf("opcode 0x%02x: %w", op, err)}
+		var sub uint32
+		if op == 0xFC {
+			sub, _ = (&reader{b: code, off: r.off}).u32()
 		}
+		if err := skipImmediates(&r, op); err != nil {
+			return nil, &bodyError{at, fmt.Errorf("opcode 0x%02x: %w", op, err)}
+		}
+		w.counts[w.open[len(w.open)-1]]++
 		switch op {
-		case 0x02, 0x04: // block, if
-			depth++
-		case 0x03: // loop
-			depth++
-			loops++
-			out = append(out, code[mark:r.off]...)
-			out = append(out, check...)
-			mark = r.off
+		case 0x02, 0x04: // block, if: count in the enclosing region
+			w.open = append(w.open, w.open[len(w.open)-1])
+		case 0x03: // loop: a region of its own
+			w.open = append(w.open, len(w.counts))
+			w.sites = append(w.sites, site{at: at, end: r.off, loop: len(w.counts)})
+			w.counts = append(w.counts, 0)
+			w.loops++
 		case 0x0B: // end
-			if depth == 0 {
+			w.open = w.open[:len(w.open)-1]
+			if len(w.open) == 0 {
 				if r.off != len(code) {
-					return out, 0, &bodyError{at, fmt.Errorf("the function's final end is followed by %d bytes", len(code)-r.off)}
+					return nil, &bodyError{at, fmt.Errorf("the function's final end is followed by %d bytes", len(code)-r.off)}
 				}
-				return append(out, code[mark:]...), loops, nil
+				return w.emit(code, start), nil
 			}
-			depth--
+		case 0xFC:
+			switch sub {
+			case 8, 10, 11: // memory.init, memory.copy, memory.fill: length in bytes
+				w.sites = append(w.sites, site{at: at, end: r.off, loop: -1, shift: bulkBytesShift})
+				w.bulk++
+			case 12, 14, 17: // table.init, table.copy, table.fill: length in entries
+				w.sites = append(w.sites, site{at: at, end: r.off, loop: -1, shift: bulkEntriesShift})
+				w.bulk++
+			}
 		}
 	}
+}
+
+// Bulk instructions are charged length>>shift: about one unit (one
+// simple instruction's time) per 16 bytes moved, or per 2 table entries.
+const (
+	bulkBytesShift   = 4
+	bulkEntriesShift = 1
+)
+
+// emit writes the rewritten body: the locals, the entry check, then the
+// code with the sites' checks.
+func (w *bodyWriter) emit(code []byte, start int) []byte {
+	out := append(w.out[:0], code[:start]...)
+	out = w.charge(out, w.counts[0])
+	mark := start
+	for _, s := range w.sites {
+		if s.loop >= 0 {
+			out = append(out, code[mark:s.end]...)
+			out = w.charge(out, w.counts[s.loop])
+		} else {
+			// The length is the last operand: keep a copy in the scratch
+			// global, run the instruction, then charge for it.
+			out = append(out, code[mark:s.at]...)
+			out = append(out, 0x24)
+			out = appendU32(out, w.g.scratch)
+			out = append(out, 0x23)
+			out = appendU32(out, w.g.scratch)
+			out = append(out, code[s.at:s.end]...)
+			out = append(out, 0x23)
+			out = appendU32(out, w.g.budget)
+			out = append(out, 0x23)
+			out = appendU32(out, w.g.scratch)
+			out = append(out, 0x41, s.shift, 0x76, 0x6B) // i32.const shift, i32.shr_u, i32.sub
+			out = w.test(out)
+		}
+		mark = s.end
+	}
+	out = append(out, code[mark:]...)
+	w.out = out
+	return out
+}
+
+// charge appends: budget -= 1+n (at most Budget), then the test.
+func (w *bodyWriter) charge(out []byte, n int) []byte {
+	c := min(1+n, Budget)
+	out = append(out, 0x23)
+	out = appendU32(out, w.g.budget)
+	out = append(out, 0x41)
+	out = appendS32(out, int32(c))
+	out = append(out, 0x6B) // i32.sub
+	return w.test(out)
+}
+
+// test appends, with the new budget on the stack: store it, and if it is
+// negative, reach a safe point, trap if the flag is set, and refill.
+func (w *bodyWriter) test(out []byte) []byte {
+	out = append(out, 0x24)
+	out = appendU32(out, w.g.budget)
+	out = append(out, 0x23)
+	out = appendU32(out, w.g.budget)
+	out = append(out, 0x41, 0x00, 0x48, 0x04, 0x40) // i32.const 0, i32.lt_s, if (no result)
+	out = append(out, 0x41, 0x00, 0x40, 0x00, 0x1A) // i32.const 0, memory.grow 0, drop: a safe point
+	out = append(out, 0x23)
+	out = appendU32(out, w.g.flag)
+	out = append(out, 0x04, 0x40, 0x00, 0x0B) // if, unreachable, end
+	out = append(out, 0x41)
+	out = appendS32(out, Budget)
+	out = append(out, 0x24)
+	out = appendU32(out, w.g.budget)
+	return append(out, 0x0B) // end
 }
 
 // skipImmediates reads the immediates of op (already read), or fails for

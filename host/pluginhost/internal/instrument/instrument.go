@@ -10,12 +10,14 @@ import (
 // this name is refused.
 const ExportName = "__observer_interrupt"
 
-// Budget is how many loop headers a rewritten module passes between two
-// safe points (exits to Go). Larger means less overhead per iteration and
-// a longer worst-case wait for an interrupt or a garbage collection; at a
-// few nanoseconds per iteration, 1<<14 bounds both to tens of microseconds
-// while the exit (~0.1-0.2 µs) costs about 0.01 ns per iteration.
-const Budget = 1 << 14
+// Budget is how much work, in units of about one simple instruction, a
+// rewritten module does between two safe points (exits to Go). Larger
+// means fewer exits and a longer worst-case wait for an interrupt or a
+// garbage collection: 1<<17 units is tens of microseconds of typical
+// code (about a millisecond if every instruction were a slow one, such as
+// a division), while an exit (~0.1-0.2 µs) then costs about 0.001 ns per
+// unit.
+const Budget = 1 << 17
 
 // Section ids of the WebAssembly binary format.
 const (
@@ -43,8 +45,9 @@ var order = [...]int{
 
 // Stats describes a rewrite.
 type Stats struct {
-	Functions int // function bodies decoded
+	Functions int // function bodies decoded (each gets an entry check)
 	Loops     int // loop headers instrumented
+	Bulk      int // bulk memory and table instructions instrumented
 	// FlagGlobal is the index of the interrupt flag in the global index space.
 	FlagGlobal uint32
 }
@@ -118,29 +121,29 @@ func Rewrite(bin []byte) ([]byte, Stats, error) {
 	if !m.hasMemory {
 		return nil, st, &Error{At: "module", Err: fmt.Errorf("no memory to grow at safe points: %w", ErrUnsupported)}
 	}
-	budget := m.importedGlobals + m.definedGlobals
-	flag := budget + 1
-	st.FlagGlobal = flag
+	g := globals{budget: m.importedGlobals + m.definedGlobals}
+	g.flag, g.scratch = g.budget+1, g.budget+2
+	st.FlagGlobal = g.flag
 
-	// Globals: append $budget and $flag, creating the section if needed.
-	globals := appendGlobal(appendGlobal(nil, Budget), 0)
+	// Globals: append $budget, $flag and $scratch, creating the section
+	// if needed.
+	add := appendGlobal(appendGlobal(appendGlobal(nil, Budget), 0), 0)
 	secs = upsert(secs, secGlobal, func(old []byte) []byte {
-		return extendVec(old, m.definedGlobals+2, globals)
+		return extendVec(old, m.definedGlobals+3, add)
 	})
 	// Exports: append the flag.
 	export := appendName(nil, ExportName)
 	export = append(export, 0x03) // global
-	export = appendU32(export, flag)
+	export = appendU32(export, g.flag)
 	secs = upsert(secs, secExport, func(old []byte) []byte {
 		return extendVec(old, m.exports+1, export)
 	})
 	// Code: rewrite every body.
-	check := loopCheck(budget, flag)
 	for i := range secs {
 		if secs[i].id != secCode {
 			continue
 		}
-		body, err := rewriteCode(secs[i].body, m.codeOffset, check, &st)
+		body, err := rewriteCode(secs[i].body, m.codeOffset, g, &st)
 		if err != nil {
 			return nil, st, err
 		}
@@ -308,25 +311,4 @@ func appendGlobal(b []byte, v int32) []byte {
 	b = append(b, 0x7F, 0x01, 0x41) // i32, mutable, i32.const
 	b = appendS32(b, v)
 	return append(b, 0x0B)
-}
-
-// loopCheck is the code inserted after each loop header.
-func loopCheck(budget, flag uint32) []byte {
-	var b []byte
-	b = append(b, 0x23)
-	b = appendU32(b, budget)
-	b = append(b, 0x41, 0x01, 0x6B, 0x24) // i32.const 1, i32.sub, global.set
-	b = appendU32(b, budget)
-	b = append(b, 0x23)
-	b = appendU32(b, budget)
-	b = append(b, 0x45, 0x04, 0x40)             // i32.eqz, if (no result)
-	b = append(b, 0x41, 0x00, 0x40, 0x00, 0x1A) // i32.const 0, memory.grow 0, drop
-	b = append(b, 0x23)
-	b = appendU32(b, flag)
-	b = append(b, 0x04, 0x40, 0x00, 0x0B) // if, unreachable, end
-	b = append(b, 0x41)
-	b = appendS32(b, Budget)
-	b = append(b, 0x24)
-	b = appendU32(b, budget)
-	return append(b, 0x0B) // end
 }

@@ -184,10 +184,14 @@ func TestLoops(t *testing.T) {
 	}
 }
 
-// TestInterrupt: a rewritten infinite loop traps once the flag is set
-// from another goroutine, and meanwhile does not stop the garbage
-// collector. The module imports a global and defines one, so the flag's
-// index must count both.
+// TestInterrupt: each way a guest can run without end stops once the flag
+// is set from another goroutine (it traps), and meanwhile does not stop
+// the garbage collector: an infinite loop; a loop-free call tree too big
+// to finish, whose recursion never overflows the stack (charged at
+// function entry); and a loop around a 64 MiB memory.fill, charged by
+// length, which without that would reach a safe point only every
+// Budget/6 iterations of milliseconds each. The module imports a global
+// and defines one, so the flag's index must count both.
 func TestInterrupt(t *testing.T) {
 	rt := newRuntime(t)
 	ctx := context.Background()
@@ -198,51 +202,69 @@ func TestInterrupt(t *testing.T) {
 	if _, err := rt.InstantiateWithConfig(ctx, env, wazero.NewModuleConfig().WithName("env")); err != nil {
 		t.Fatal(err)
 	}
+	fill := cat([]byte{0x03, 0x40, 0x41, 0x00, 0x41, 0x00, 0x41}, appendS32(nil, 64<<20), []byte{0xFC, 0x0B, 0x00, 0x0C, 0x00, 0x0B, 0x0B})
 	bin := wasmModule(
-		sec(secType, vec(funcType(nil, nil), funcType(nil, []byte{i32}))),
+		sec(secType, vec(funcType(nil, nil), funcType(nil, []byte{i32}), funcType([]byte{i32}, nil))),
 		sec(secImport, vec(cat(str("env"), str("g"), []byte{0x03, i32, 0x00}))),
-		sec(secFunction, vec(u32(0), u32(1))),
-		memory1,
+		sec(secFunction, vec(u32(0), u32(1), u32(2), u32(0))),
+		sec(secMemory, vec(cat([]byte{0x00}, u32(1024)))),        // 64 MiB
 		sec(secGlobal, vec([]byte{i32, 0x01, 0x41, 0x2A, 0x0B})), // mutable i32 = 42
-		sec(secExport, vec(exportFunc("spin", 0), exportFunc("get", 1))),
+		sec(secExport, vec(exportFunc("spin", 0), exportFunc("get", 1), exportFunc("tree", 2), exportFunc("fill", 3))),
 		sec(secCode, vec(
 			fn(noLocals, 0x03, 0x40, 0x0C, 0x00, 0x0B, 0x0B), // loop br 0 end
 			fn(noLocals, 0x23, 0x00, 0x23, 0x01, 0x6A, 0x0B), // global 0 + global 1
+			fn(noLocals, 0x20, 0x00, 0x45, 0x04, 0x40, 0x0F, 0x0B, // if n == 0 return
+				0x20, 0x00, 0x41, 0x01, 0x6B, 0x10, 0x02, // tree(n-1)
+				0x20, 0x00, 0x41, 0x01, 0x6B, 0x10, 0x02, // tree(n-1)
+				0x0B),
+			fn(noLocals, fill...),
 		)),
 	)
 	out, st := rewrite(t, bin)
-	if st.FlagGlobal != 3 {
-		t.Fatalf("flag global %d, want 3 (1 imported + 1 defined + the budget)", st.FlagGlobal)
+	if st.FlagGlobal != 3 || st.Functions != 4 || st.Loops != 2 || st.Bulk != 1 {
+		t.Fatalf("stats %+v, want flag global 3 (1 imported + 1 defined + the budget), 4 functions, 2 loops, 1 bulk", st)
 	}
-	m := instantiate(t, rt, out)
-	if got := call(t, m, "get"); got != 49 {
-		t.Fatalf("get = %d, want 7 + 42: the module's own globals moved", got)
-	}
-	flag := m.ExportedGlobal(ExportName).(api.MutableGlobal)
-	done := make(chan error, 1)
-	go func() {
-		_, err := m.ExportedFunction("spin").Call(ctx)
-		done <- err
-	}()
-	time.Sleep(100 * time.Millisecond)
-	start := time.Now()
-	runtime.GC()
-	if took := time.Since(start); took > time.Second {
-		t.Fatalf("runtime.GC took %s while the guest spun", took)
-	}
-	select {
-	case err := <-done:
-		t.Fatalf("spin returned before the flag was set: %v", err)
-	default:
-	}
-	flag.Set(1)
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "unreachable") {
-			t.Fatalf("spin returned %v, want the unreachable trap", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("spin still runs 5s after the flag was set")
+	for _, tc := range []struct {
+		export string
+		args   []uint64
+	}{{"spin", nil}, {"tree", []uint64{62}}, {"fill", nil}} {
+		t.Run(tc.export, func(t *testing.T) {
+			m, err := rt.InstantiateWithConfig(ctx, out, wazero.NewModuleConfig().WithName(""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := call(t, m, "get"); got != 49 {
+				t.Fatalf("get = %d, want 7 + 42: the module's own globals moved", got)
+			}
+			flag := m.ExportedGlobal(ExportName).(api.MutableGlobal)
+			done := make(chan error, 1)
+			go func() {
+				_, err := m.ExportedFunction(tc.export).Call(ctx, tc.args...)
+				done <- err
+			}()
+			time.Sleep(100 * time.Millisecond)
+			start := time.Now()
+			runtime.GC()
+			if took := time.Since(start); took > time.Second {
+				t.Fatalf("runtime.GC took %s while the guest ran", took)
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("%s returned before the flag was set: %v", tc.export, err)
+			default:
+			}
+			flag.Set(1)
+			start = time.Now()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "unreachable") {
+					t.Fatalf("%s returned %v, want the unreachable trap", tc.export, err)
+				}
+				t.Logf("%s stopped %s after the flag was set", tc.export, time.Since(start))
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s still runs 5s after the flag was set", tc.export)
+			}
+		})
 	}
 }
 
@@ -333,8 +355,8 @@ func TestInstructionZoo(t *testing.T) {
 		t.Fatal("the original zoo does not return 10")
 	}
 	out, st := rewrite(t, bin)
-	if st.Loops != 1 {
-		t.Fatalf("found %d loops, want 1", st.Loops)
+	if st.Loops != 1 || st.Bulk != 6 {
+		t.Fatalf("found %d loops and %d bulk instructions, want 1 and 6", st.Loops, st.Bulk)
 	}
 	if got := call(t, instantiate(t, newRuntime(t), out), "zoo"); got != 10 {
 		t.Fatalf("rewritten zoo = %d, want 10", got)
@@ -458,5 +480,56 @@ func TestGoGuests(t *testing.T) {
 	}
 	if m.ExportedGlobal(ExportName) == nil {
 		t.Fatal("no flag export")
+	}
+}
+
+// BenchmarkLoop measures the cost of one loop iteration of a tight
+// counting loop (count(n) of TestLoops, n = 1e6) three ways: unmodified
+// without termination checks (unsafe: for reference), rewritten, and
+// unmodified under wazero's close-on-context-done.
+func BenchmarkLoop(b *testing.B) {
+	ctx := context.Background()
+	body := []byte{
+		0x03, 0x40,
+		0x20, 0x01, 0x41, 0x01, 0x6A, 0x21, 0x01,
+		0x20, 0x01, 0x20, 0x00, 0x49, 0x0D, 0x00,
+		0x0B,
+		0x20, 0x01,
+		0x0B,
+	}
+	bin := wasmModule(
+		sec(secType, vec(funcType([]byte{i32}, []byte{i32}))),
+		sec(secFunction, vec(u32(0))),
+		memory1,
+		sec(secExport, vec(exportFunc("count", 0))),
+		sec(secCode, vec(fn(vec(cat(u32(1), []byte{i32})), body...))),
+	)
+	rewritten, _, err := Rewrite(bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 1_000_000
+	for _, tc := range []struct {
+		name          string
+		bin           []byte
+		closeOnCtxEnd bool
+	}{{"unchecked", bin, false}, {"instrumented", rewritten, false}, {"close-on-context-done", bin, true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(tc.closeOnCtxEnd))
+			defer rt.Close(ctx)
+			m, err := rt.Instantiate(ctx, tc.bin)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := m.ExportedFunction("count")
+			stack := make([]uint64, 1)
+			for b.Loop() {
+				stack[0] = n
+				if err := f.CallWithStack(ctx, stack); err != nil || stack[0] != n {
+					b.Fatal(err, stack[0])
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/iteration")
+		})
 	}
 }
