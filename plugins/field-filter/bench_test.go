@@ -14,7 +14,7 @@ const benchInput = `{"abi":"1.0","context":{"observer":"big-payments","plugin":"
 // BenchmarkFilterNative runs the plugin's whole call (decode, filter,
 // encode) natively, as the export does inside the sandbox.
 func BenchmarkFilterNative(b *testing.B) {
-	p := &observer.Plugin{Name: "field-filter", Filter: newFilterer().filter}
+	p := &observer.Plugin{Name: "field-filter", Filter: newFilterer().filter, LazyImages: true}
 	in := []byte(benchInput)
 	want := []byte(`{"abi":"1.0","pass":true,"reason":"after.amount = 11.99 \u003e= 9.99"}`)
 	if out := p.Invoke("filter", in); !bytes.Equal(out, want) {

@@ -31,7 +31,7 @@ func inputFor(cfg, before, after string) []byte {
 // bytes out. The plugin's filterer is shared, so later cases hit its cache.
 func TestMatchesReference(t *testing.T) {
 	ref := &observer.Plugin{Name: "field-filter", Filter: refFilter}
-	got := &observer.Plugin{Name: "field-filter", Filter: newFilterer().filter}
+	got := &observer.Plugin{Name: "field-filter", Filter: newFilterer().filter, LazyImages: true}
 	check := func(in []byte) {
 		t.Helper()
 		want := ref.Invoke("filter", in)
@@ -75,7 +75,7 @@ func FuzzMatchesReference(f *testing.F) {
 	f.Add("in", `[1,"a"]`, `"a"`)
 	f.Add("changed", "", `{"y":1}`)
 	ref := &observer.Plugin{Name: "field-filter", Filter: refFilter}
-	got := &observer.Plugin{Name: "field-filter", Filter: newFilterer().filter}
+	got := &observer.Plugin{Name: "field-filter", Filter: newFilterer().filter, LazyImages: true}
 	f.Fuzz(func(t *testing.T, op, value, col string) {
 		cfg := `{"field":"after.x","op":"` + op + `","value":` + value + `}`
 		if value == "" {

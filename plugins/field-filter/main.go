@@ -18,6 +18,7 @@ func init() {
 		Version:     "1.0.0",
 		Description: "keeps events whose field compares true with a configured value",
 		Filter:      newFilterer().filter,
+		LazyImages:  true,
 	})
 }
 

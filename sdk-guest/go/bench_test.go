@@ -14,7 +14,7 @@ func BenchmarkDecodeInput(b *testing.B) {
 	b.Run("fast", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, ok := decodeInputFast(benchInput); !ok {
+			if _, _, ok := decodeInputFast(benchInput, false); !ok {
 				b.Fatal("fast path gave up")
 			}
 		}

@@ -64,7 +64,7 @@ var slowInputs = []string{
 func checkDecode(t *testing.T, s string) (fast bool) {
 	t.Helper()
 	want, wantErr := decodeInputStd([]byte(s))
-	got, ok := decodeInputFast(s)
+	got, _, ok := decodeInputFast(s, false)
 	if !ok {
 		return false
 	}

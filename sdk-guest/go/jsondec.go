@@ -35,9 +35,10 @@ import (
 const maxDepth = 512
 
 type decoder struct {
-	s    string   // the whole input; decoded strings are substrings of it
-	i    int      // read offset
-	slab []string // backing store for strings and numbers boxed in images
+	s    string     // the whole input; decoded strings are substrings of it
+	i    int        // read offset
+	slab []string   // backing store for strings and numbers boxed in images
+	raw  *rawImages // if set, images are validated and kept as text here
 }
 
 // Boxing a string or json.Number in an `any` allocates its header; a row
@@ -549,6 +550,16 @@ func (d *decoder) mapField(dst *map[string]any) bool {
 	return ok
 }
 
+// rawImage validates an image (an object or null) and keeps its text.
+func (d *decoder) rawImage(dst *string) bool {
+	start := d.i
+	if c := d.peek(); c != '{' && c != 'n' || !d.skip(0) {
+		return false
+	}
+	*dst = d.s[start:d.i]
+	return true
+}
+
 func (d *decoder) trace(dst **TraceContext) bool {
 	if d.null() {
 		*dst = nil
@@ -678,9 +689,19 @@ func (d *decoder) event(e *Event) bool {
 		case "key":
 			bit, ok = 32, d.strField(&e.Key)
 		case "before":
-			bit, ok = 64, d.mapField(&e.Before)
+			bit = 64
+			if d.raw != nil {
+				ok = d.rawImage(&d.raw.before)
+			} else {
+				ok = d.mapField(&e.Before)
+			}
 		case "after":
-			bit, ok = 128, d.mapField(&e.After)
+			bit = 128
+			if d.raw != nil {
+				ok = d.rawImage(&d.raw.after)
+			} else {
+				ok = d.mapField(&e.After)
+			}
 		case "changed_fields":
 			bit, ok = 256, d.strings(&e.ChangedFields)
 		case "tenant":
@@ -741,25 +762,30 @@ func (d *decoder) strings(dst *[]string) bool {
 
 // decodeInputFast decodes s as an Input, or reports ok == false for
 // anything it does not handle (see the comment at the top of this file).
-// The strings of the result share s's memory.
-func decodeInputFast(s string) (*Input, bool) {
-	d := &decoder{s: s}
-	// One allocation for the input and its event.
+// The strings of the result share s's memory. With lazy, the images are
+// left nil and their text is returned instead.
+func decodeInputFast(s string, lazy bool) (*Input, *rawImages, bool) {
+	// One allocation for the input, its event and the images' text.
 	both := new(struct {
-		in Input
-		ev Event
+		in  Input
+		ev  Event
+		raw rawImages
 	})
+	d := &decoder{s: s}
+	if lazy {
+		d.raw = &both.raw
+	}
 	in := &both.in
 	d.ws()
 	members, ok := d.enter()
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	var seen uint32
 	for members {
 		k, ok := d.key()
 		if !ok {
-			return nil, false
+			return nil, nil, false
 		}
 		var bit uint32
 		switch k {
@@ -787,18 +813,18 @@ func decodeInputFast(s string) (*Input, bool) {
 			ok = d.unknown(k, inputNames)
 		}
 		if !ok || seen&bit != 0 {
-			return nil, false
+			return nil, nil, false
 		}
 		seen |= bit
 		if members, ok = d.sep('}'); !ok {
-			return nil, false
+			return nil, nil, false
 		}
 	}
 	// json.Decoder.More, which the encoding/json path checks for trailing
 	// data, is false at the end and before a ']' or '}'.
 	d.ws()
 	if c := d.peek(); d.i < len(s) && c != ']' && c != '}' {
-		return nil, false
+		return nil, nil, false
 	}
-	return in, true
+	return in, d.raw, true
 }

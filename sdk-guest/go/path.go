@@ -36,9 +36,13 @@ func Lookup(in *Input, path string) (any, bool) {
 			return nil, false
 		}
 		if rest == "" {
+			DecodeImages(in)
 			return toGeneric(in.Event)
 		}
 		root, rest, _ = strings.Cut(rest, ".")
+		if raw, lazy := lazyImage(in, root); lazy {
+			return lookupRaw(raw, rest)
+		}
 		v, ok = eventField(in.Event, root)
 	case "context":
 		if rest == "" {
@@ -49,6 +53,9 @@ func Lookup(in *Input, path string) (any, bool) {
 	default:
 		if in.Event == nil {
 			return nil, false
+		}
+		if raw, lazy := lazyImage(in, root); lazy {
+			return lookupRaw(raw, rest)
 		}
 		v, ok = eventField(in.Event, root)
 	}

@@ -26,6 +26,13 @@ type Plugin struct {
 	Capabilities Capabilities
 	Filter       FilterFunc
 	Act          ActFunc
+	// LazyImages leaves the row images Event.Before and Event.After nil
+	// in the inputs given to the handlers: Lookup finds paths in them by
+	// scanning the input's JSON text instead, and DecodeImages builds the
+	// two maps for a handler that needs them. The values are the same
+	// either way. Set it when the handlers read a few fields through
+	// Lookup: building the maps is the largest part of decoding an input.
+	LazyImages bool
 }
 
 // registered is the plugin of this module. A WebAssembly module holds
@@ -89,7 +96,11 @@ func (p *Plugin) Invoke(role string, input []byte) []byte {
 // invoke appends the result for input to dst. The decoded strings share
 // input's memory, so the export passes the buffer it read without copying.
 func (p *Plugin) invoke(dst []byte, role, input string) []byte {
-	in, inErr := decodeInput(input)
+	in, raw, inErr := decodeInput(input, p.LazyImages)
+	if raw != nil {
+		registerImages(in, raw)
+		defer unregisterImages(in)
+	}
 	switch role {
 	case abi.RoleFilter:
 		res := FilterResult{}
@@ -146,28 +157,31 @@ func (p *Plugin) invoke(dst []byte, role, input string) []byte {
 // error message is encoding/json's: a reflection-free decoder handles the
 // inputs a host sends and hands anything unusual to encoding/json.
 func DecodeInput(b []byte) (*Input, *Error) {
-	return decodeInput(string(b))
+	in, _, err := decodeInput(string(b), false)
+	return in, err
 }
 
-func decodeInput(s string) (*Input, *Error) {
-	in, ok := decodeInputFast(s)
+// decodeInput decodes and checks s; with lazy, the images may be left as
+// text (returned) for Lookup to scan.
+func decodeInput(s string, lazy bool) (*Input, *rawImages, *Error) {
+	in, raw, ok := decodeInputFast(s, lazy)
 	if !ok {
 		var err *Error
 		if in, err = decodeInputStd([]byte(s)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	major, _, err := abi.ParseVersion(in.ABI)
 	if err != nil {
-		return nil, Errorf(CodeBadInput, "input: %v", err)
+		return nil, nil, Errorf(CodeBadInput, "input: %v", err)
 	}
 	if major != abi.Major {
-		return nil, Errorf(CodeBadInput, "input is ABI %s but this plugin speaks ABI %d.x", in.ABI, abi.Major)
+		return nil, nil, Errorf(CodeBadInput, "input is ABI %s but this plugin speaks ABI %d.x", in.ABI, abi.Major)
 	}
 	if in.Event == nil {
-		return nil, Errorf(CodeBadInput, "input has no event")
+		return nil, nil, Errorf(CodeBadInput, "input has no event")
 	}
-	return in, nil
+	return in, raw, nil
 }
 
 // decodeInputStd decodes with encoding/json: the reference for the fast
