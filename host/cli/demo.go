@@ -111,12 +111,13 @@ func (a *app) demo(ctx context.Context, cfg *config.Config, writes int, listen s
 
 	var finished atomic.Int64
 	hooks := engine.Hooks{EventFinished: func(engine.EventFinished) { finished.Add(1) }}
+	buildStart := time.Now()
 	s, err := build(ctx, cfg, log, hooks, false)
 	if err != nil {
 		return err
 	}
 	defer s.Close(context.WithoutCancel(ctx))
-	fmt.Fprintf(out, "demo: %d observers, plugins compiled and checked in %s\n", len(cfg.Observers), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "demo: %d observers, plugins compiled and checked in %s\n", len(cfg.Observers), time.Since(buildStart).Round(time.Millisecond))
 
 	runCtx, stopEngine := context.WithCancel(ctx)
 	defer stopEngine()

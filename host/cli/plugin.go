@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/fraiseql/observer/conformance"
 	"github.com/fraiseql/observer/host/pluginhost"
@@ -40,6 +41,14 @@ and exits non-zero if anything failed. It needs no config file.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if jsonOut {
 				a.format = "json"
+			}
+			for _, d := range vectors {
+				if st, err := os.Stat(d); err != nil || !st.IsDir() {
+					return usagef("--vectors %s: not a directory of vector files", d)
+				}
+			}
+			if _, err := os.Stat(args[0]); err != nil {
+				return usagef("plugin test: %v", err)
 			}
 			limits.MemoryBytes = uint64(memory)
 			ctx := cmd.Context()

@@ -28,6 +28,11 @@ exactly where it stopped.`,
 			}
 			log := a.logger(cfg.Observer.LogLevel.String(), cfg.Observer.LogFormat)
 			ctx := cmd.Context()
+			if dryRun {
+				// A dry run keeps its own checkpoint (and dead letters), so
+				// the events it previews are still there for the real run.
+				cfg.Observer.Group += ".dry-run"
+			}
 			s, err := build(ctx, cfg, log, engine.Hooks{}, dryRun)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -50,7 +55,7 @@ exactly where it stopped.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run the plugins but only log the effects")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run the plugins but only log the effects (under its own checkpoint group GROUP.dry-run)")
 	cmd.Flags().DurationVar(&progress, "progress", 5*time.Second, "how often to print a progress line to stderr (0: never)")
 	return cmd
 }

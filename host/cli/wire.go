@@ -39,10 +39,17 @@ func newSource(cfg *config.Config, log *slog.Logger) (source.Source, error) {
 	s := cfg.Source
 	switch s.Type {
 	case config.SourcePostgres:
+		schema := s.Schema
+		if s.Mode == config.ModeFraiseQL {
+			// FraiseQL's log is core.tb_entity_change_log (the reader's
+			// default in that mode); source.schema then only says where
+			// the observer keeps its own state.
+			schema = ""
+		}
 		return postgres.New(postgres.Config{
 			Name:         s.Name,
 			DSN:          s.DSN,
-			Schema:       s.Schema,
+			Schema:       schema,
 			Channel:      s.Channel,
 			PollInterval: s.PollInterval,
 			Mode:         s.Mode,
@@ -174,6 +181,7 @@ func engineObservers(cfg *config.Config, p *plugins, dryRun bool) ([]engine.Obse
 			return nil, usagef("%s: observers[%d].action: plugin %q (%s) does not declare the %q role (it declares %v)",
 				cfg.Path, i, o.Action.Plugin, pl.Path(), abi.RoleAct, pl.Manifest().Roles)
 		}
+		eo.Effect.AllowedHosts = effect.GrantHosts(eo.Effect.AllowedHosts, pl.Manifest().Capabilities.HTTPHosts)
 		eo.Action = engine.ActStep{Plugin: pl, Config: o.Action.Config}
 		out = append(out, eo)
 	}
@@ -249,3 +257,4 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks engi
 	}
 	return s, nil
 }
+

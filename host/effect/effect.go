@@ -3,6 +3,7 @@ package effect
 import (
 	"context"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,6 +56,38 @@ func (p Policy) HostAllowed(host, port string) bool {
 		}
 	}
 	return false
+}
+
+// GrantHosts is what a plugin's http effects may reach: the operator's
+// allow-list, narrowed to the hosts the plugin's manifest asks for when it
+// asks for any (abi/SPEC.md §3). "*" on either side stands for any host the
+// other side names; an entry without a port matches every port, and the
+// narrower of two matching entries is granted.
+func GrantHosts(operator, requested []string) []string {
+	if len(requested) == 0 {
+		return operator
+	}
+	if slices.Contains(operator, "*") {
+		return requested
+	}
+	if slices.Contains(requested, "*") {
+		return operator
+	}
+	granted := []string{}
+	for _, r := range requested {
+		rh, rp := splitHostPort(strings.ToLower(r))
+		for _, o := range operator {
+			oh, op := splitHostPort(strings.ToLower(o))
+			switch {
+			case rh != oh:
+			case op == "":
+				granted = append(granted, r)
+			case rp == "" || rp == op:
+				granted = append(granted, o)
+			}
+		}
+	}
+	return slices.Compact(granted)
 }
 
 // splitHostPort splits "host:port", "[v6]:port", "host", "[v6]" or a bare

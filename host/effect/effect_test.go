@@ -3,6 +3,7 @@ package effect
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,5 +77,26 @@ func TestSnippet(t *testing.T) {
 	got := Snippet([]byte(long))
 	if !strings.HasSuffix(got, "…") || len(got) > MaxBodySnippet+len("…") || strings.ContainsRune(strings.TrimSuffix(got, "…"), '\uFFFD') {
 		t.Errorf("Snippet cut badly: %d bytes, %q", len(got), got[len(got)-8:])
+	}
+}
+
+func TestGrantHosts(t *testing.T) {
+	cases := []struct {
+		operator, requested, want []string
+	}{
+		{[]string{"a.example:443"}, nil, []string{"a.example:443"}},
+		{[]string{"a.example", "b.example"}, []string{"b.example:8443"}, []string{"b.example:8443"}},
+		{[]string{"a.example:443"}, []string{"a.example"}, []string{"a.example:443"}},
+		{[]string{"a.example:443"}, []string{"a.example:80"}, []string{}},
+		{[]string{"a.example"}, []string{"evil.example"}, []string{}},
+		{[]string{"*"}, []string{"x.example"}, []string{"x.example"}},
+		{[]string{"x.example"}, []string{"*"}, []string{"x.example"}},
+		{[]string{"A.Example"}, []string{"a.example:9000"}, []string{"a.example:9000"}},
+	}
+	for _, c := range cases {
+		got := GrantHosts(c.operator, c.requested)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("GrantHosts(%v, %v) = %v, want %v", c.operator, c.requested, got, c.want)
+		}
 	}
 }
