@@ -165,7 +165,9 @@ func TestRunDeadLetterRetryPurge(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	var runErr bytes.Buffer
-	go func() { done <- Main(ctx, []string{"--config", cfg, "run", "--progress", "0"}, &bytes.Buffer{}, &runErr) }()
+	go func() {
+		done <- Main(ctx, []string{"--config", cfg, "run", "--progress", "0"}, &bytes.Buffer{}, &runErr)
+	}()
 	listDead := func() []map[string]any {
 		_, out, stderr := runCLI(t, context.Background(), "--config", cfg, "--format", "json", "dlq", "list")
 		var ds []map[string]any

@@ -92,7 +92,9 @@ action = { plugin = "webhook", config = { url = "%s/orders", body = '{"key": {{ 
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan int, 1)
 	var errb bytes.Buffer
-	go func() { done <- Main(runCtx, []string{"--config", cfg, "run", "--progress", "0"}, &bytes.Buffer{}, &errb) }()
+	go func() {
+		done <- Main(runCtx, []string{"--config", cfg, "run", "--progress", "0"}, &bytes.Buffer{}, &errb)
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		mu.Lock()

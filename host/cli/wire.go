@@ -257,4 +257,3 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks engi
 	}
 	return s, nil
 }
-

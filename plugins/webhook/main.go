@@ -19,7 +19,8 @@ func init() {
 		Version:      "1.0.0",
 		Description:  "sends each event to an HTTP endpoint, with a templated body",
 		Capabilities: observer.Capabilities{Effects: []string{"http"}},
-		Act:          act,
+		Act:          newActor().act,
+		LazyImages:   true,
 	})
 }
 

@@ -17,29 +17,78 @@ type config struct {
 	Body    *string           `json:"body"`
 }
 
+// maxCachedConfigs bounds the parsed configs kept between calls.
+const maxCachedConfigs = 256
+
+// actor memoizes the parsed config and body template: an instance serves
+// many calls for a few observers, each with the same config bytes every
+// time. Cached values are only read, so a call's result does not depend on
+// the calls the instance served before (abi/SPEC.md, section 2).
+type actor struct {
+	configs map[string]*parsed
+}
+
+// parsed is a valid config with its template (nil without a body).
+type parsed struct {
+	c   *config
+	tpl *template
+}
+
+func newActor() *actor { return &actor{configs: make(map[string]*parsed)} }
+
+func (a *actor) act(in *observer.Input) (observer.ActResult, error) {
+	p, ok := a.configs[string(in.Config)]
+	if !ok {
+		c, err := parseConfig(in.Config)
+		if err != nil {
+			return observer.ActResult{}, err
+		}
+		p = &parsed{c: c}
+		if c.Body != nil {
+			if p.tpl, err = parseTemplate(*c.Body); err != nil {
+				return observer.ActResult{}, observer.Errorf(observer.CodeBadConfig, "config.body: %v", err)
+			}
+		}
+		if len(a.configs) >= maxCachedConfigs {
+			clear(a.configs)
+		}
+		a.configs[string(in.Config)] = p
+	}
+	return p.act(in)
+}
+
+// act is the uncached handler.
 func act(in *observer.Input) (observer.ActResult, error) {
 	c, err := parseConfig(in.Config)
 	if err != nil {
 		return observer.ActResult{}, err
 	}
-	headers := map[string]string{}
+	p := &parsed{c: c}
+	if c.Body != nil {
+		if p.tpl, err = parseTemplate(*c.Body); err != nil {
+			return observer.ActResult{}, observer.Errorf(observer.CodeBadConfig, "config.body: %v", err)
+		}
+	}
+	return p.act(in)
+}
+
+func (p *parsed) act(in *observer.Input) (observer.ActResult, error) {
+	c := p.c
+	headers := make(map[string]string, len(c.Headers)+1)
 	for k, v := range c.Headers {
 		headers[k] = v
 	}
 	eff := observer.Effect{Type: "http", HTTP: &observer.HTTPEffect{Method: c.Method, URL: c.URL, Headers: headers}}
-	if c.Body == nil {
+	if p.tpl == nil {
 		// No template: the body is the whole event.
-		b, err := json.Marshal(in.Event)
+		observer.DecodeImages(in)
+		b, err := observer.AppendJSON(make([]byte, 0, 1024), in.Event)
 		if err != nil {
 			return observer.ActResult{}, observer.Errorf("bad_event", "event cannot be encoded as JSON: %v", err)
 		}
 		eff.HTTP.BodyJSON = b
 	} else {
-		tpl, err := parseTemplate(*c.Body)
-		if err != nil {
-			return observer.ActResult{}, observer.Errorf(observer.CodeBadConfig, "config.body: %v", err)
-		}
-		body, err := tpl.render(in)
+		body, err := p.tpl.render(in)
 		if err != nil {
 			return observer.ActResult{}, observer.Errorf("render", "config.body: %v", err)
 		}
@@ -155,16 +204,16 @@ func parseTemplate(s string) (*template, error) {
 // {{ raw path }} renders strings without quotes, other values as JSON and
 // absent or null values as nothing.
 func (t *template) render(in *observer.Input) (string, error) {
-	var b strings.Builder
+	var b []byte
 	for _, p := range t.parts {
 		if p.path == "" {
-			b.WriteString(p.text)
+			b = append(b, p.text...)
 			continue
 		}
 		v, ok := observer.Lookup(in, p.path)
 		if p.raw {
 			if s, isStr := v.(string); isStr {
-				b.WriteString(s)
+				b = append(b, s...)
 				continue
 			}
 			if !ok || v == nil {
@@ -174,13 +223,10 @@ func (t *template) render(in *observer.Input) (string, error) {
 		if !ok {
 			v = nil
 		}
-		var j bytes.Buffer
-		enc := json.NewEncoder(&j)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
+		var err error
+		if b, err = observer.AppendJSONNoEscape(b, v); err != nil {
 			return "", fmt.Errorf("{{ %s }}: %v", p.path, err)
 		}
-		b.Write(bytes.TrimSuffix(j.Bytes(), []byte("\n")))
 	}
-	return b.String(), nil
+	return string(b), nil
 }

@@ -371,6 +371,9 @@ func appendCompact(dst []byte, raw []byte, html bool) ([]byte, bool) {
 		return dst, false
 	}
 	s := d.s
+	if plainCompact(s[start:end], html) {
+		return append(dst, s[start:end]...), true
+	}
 	for i := start; i < end; i++ {
 		switch c := s[i]; c {
 		case ' ', '\t', '\n', '\r':
@@ -388,6 +391,33 @@ func appendCompact(dst []byte, raw []byte, html bool) ([]byte, bool) {
 		}
 	}
 	return dst, true
+}
+
+// plainCompact reports that a valid JSON text is already compact and, for
+// html, needs no escaping: no whitespace byte (inside strings they are
+// escaped, so any is insignificant), no '<', '>' or '&', and no non-ASCII
+// byte (which could start U+2028 or U+2029). Eight bytes at a time.
+func plainCompact(s string, html bool) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := load64(s, i)
+		m := hasByte(x, ' ') | hasByte(x, '\t') | hasByte(x, '\n') | hasByte(x, '\r')
+		if html {
+			m |= hasByte(x, '<') | hasByte(x, '>') | hasByte(x, '&') | x
+		}
+		if m&msb != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return false
+		case html && (c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf):
+			return false
+		}
+	}
+	return true
 }
 
 // appendEscapedHTML copies a JSON string token, escaping <, >, &, U+2028
