@@ -39,6 +39,7 @@ var fastInputs = []string{
 	`{"abi":"1.0","config":null,"event":{}}`,
 	`{"abi":"1.0","config": { "a" : [ 1 , 2 ] } ,"event":{}}`,
 	`{"abi":"1.0","unknown":{"x":[1,{"y":"\u0041"}]},"event":{"unknown":"x","tenant":"t","txid":"9"},"context":{"zz":1}}`,
+	`{"abi":"1.0","event":{},"x":` + strings.Repeat(`[{"a":`, 70) + `1` + strings.Repeat(`}]`, 70) + `,"config":` + strings.Repeat(`[ `, 130) + strings.Repeat(` ]`, 130) + `}`,
 	"{\n\t\"abi\" : \"1.0\" ,\r\n \"event\" : { \"position\" : 18446744073709551615 } }",
 	`{"abi":"1.0","event":{"after":` + strings.Repeat(`{"a":`, 100) + `1` + strings.Repeat(`}`, 100) + `}}`,
 }
@@ -58,6 +59,7 @@ var slowInputs = []string{
 	`{"abi":"1.0","event":{"after":{"a":1,}}}`, `{"abi":"1.0","event":{"after":{"a" 1}}}`, `{"abi":1,"event":{}}`,
 	`{"abi":"1.0","event":{"after":` + strings.Repeat(`[`, 600) + strings.Repeat(`]`, 600) + `}}`,
 	`{"abi":"1.0","event":{"after":` + strings.Repeat(`[`, 10001) + strings.Repeat(`]`, 10001) + `}}`,
+	`{"abi":"1.0","event":{},"config":` + strings.Repeat(`[`, 513) + strings.Repeat(`]`, 513) + `}`,
 	`{"abi":"1.0","event":{"trace":{"TraceParent":"x"}}}`, `{"abi":"1.0","event":{"ſource":"x"}}`,
 }
 

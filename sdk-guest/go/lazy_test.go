@@ -22,6 +22,7 @@ var lazyInputs = []string{
 	`{"abi":"1.0","event":{"before":null,"after":{"k\u00e9y":"\u00e9\ud83d\ude80","dup":{"a":1},"dup":{"b":[{}]},"gone":null,"a":{"b":{"c":{"d":[true]}}}}}}`,
 	`{"abi":"1.0","event":{"after":{"items":[]}}}`,
 	`{"abi":"1.0","event":{"op":"DELETE"}}`,
+	`{"abi":"1.0","event":{"after":{"a":` + strings.Repeat(`{"b":[`, 80) + strings.Repeat(`]}`, 80) + `,"status":1}}}`,
 	`{"abi":"1.0","event":{"after":{}, "before":{"address":[1]}}}`,
 	// Handed to encoding/json (duplicate key): images decoded as maps.
 	`{"abi":"1.0","event":{"after":{"status":"x"},"id":"a","id":"b"}}`,
