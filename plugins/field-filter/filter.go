@@ -201,6 +201,7 @@ const maxExponent = 1000
 // arithmetic), else the rational big.Rat parsed from it.
 type num struct {
 	s string
+	d decimal
 	r *big.Rat
 }
 
@@ -230,8 +231,8 @@ func number(v any) (num, bool) {
 	if len(s) > 4096 {
 		return num{}, false
 	}
-	if _, ok := parseDecimal(s); ok {
-		return num{s: s}, true
+	if d, ok := parseDecimal(s); ok {
+		return num{s: s, d: d}, true
 	}
 	r, ok := new(big.Rat).SetString(s)
 	return num{r: r}, ok
@@ -248,7 +249,7 @@ func (n num) rat() *big.Rat {
 // cmp compares two numbers exactly.
 func (n num) cmp(m num) int {
 	if n.r == nil && m.r == nil {
-		return cmpDecimal(n.s, m.s)
+		return cmpDecimal(n.d, m.d)
 	}
 	return n.rat().Cmp(m.rat())
 }
@@ -353,9 +354,7 @@ func (d decimal) digit(i int) byte {
 func (d decimal) zero() bool { return d.digits == "" && d.frac == "" }
 
 // cmpDecimal compares two numbers in JSON syntax exactly.
-func cmpDecimal(a, b string) int {
-	x, _ := parseDecimal(a)
-	y, _ := parseDecimal(b)
+func cmpDecimal(x, y decimal) int {
 	sign := 1
 	switch {
 	case x.zero() && y.zero():
@@ -444,6 +443,13 @@ func compare(a, b any) (int, bool) {
 }
 
 func show(v any) string {
+	// A number from the input is shown as written (what AppendJSON gives
+	// for a valid json.Number), without a copy.
+	if n, ok := v.(json.Number); ok && len(n) <= 80 {
+		if _, valid := parseDecimal(string(n)); valid {
+			return string(n)
+		}
+	}
 	var buf [96]byte
 	b, err := observer.AppendJSON(buf[:0], v)
 	if err != nil {
