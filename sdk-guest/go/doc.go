@@ -23,7 +23,15 @@
 // This package owns the module's exports: describe, filter and act (see
 // abi/SPEC.md). Each export reads the JSON input through the Extism kernel
 // imports (module "extism:host/env"), decodes it, calls the registered
-// handler and writes the JSON result as the Extism output. Malformed input,
+// handler and writes the JSON result as the Extism output.
+//
+// Decoding and encoding avoid encoding/json on the usual path, because a Go
+// guest pays dearly for every loop iteration and allocation in the
+// sandbox: a hand-written decoder makes one pass and shares the input's
+// memory for strings, and hands anything unusual to encoding/json, so the
+// values and error messages are encoding/json's either way. With
+// Plugin.LazyImages the row images are not decoded at all unless the
+// handler asks (DecodeImages); Lookup reads them from the input's text. Malformed input,
 // an input for another ABI major and a call to a role with no handler all
 // become error results, never traps, as the ABI requires. A handler that
 // panics traps the call: the host treats that as a plugin bug, retries the
