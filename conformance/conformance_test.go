@@ -3,65 +3,24 @@ package conformance_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fraiseql/observer/conformance"
 	"github.com/fraiseql/observer/host/pluginhost"
+	"github.com/fraiseql/observer/internal/testenv"
 )
 
-func root(t *testing.T) string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
+func root(t *testing.T) string { return testenv.RepoRoot(t) }
 
 // guest builds the Go guest in dir (relative to the repository root) from
-// source, cached by a hash of its sources, the SDK and the ABI. (The host's
-// testenv package is internal to host/, so this is its small twin.)
-func guest(t *testing.T, dir string) string {
-	t.Helper()
-	r := root(t)
-	h := sha256.New()
-	for _, d := range []string{filepath.Join(r, dir), filepath.Join(r, "sdk-guest", "go"), filepath.Join(r, "abi")} {
-		_ = filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() || (filepath.Ext(p) != ".go" && filepath.Ext(p) != ".mod") {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
-			h.Write(b)
-			return err
-		})
-	}
-	out := filepath.Join(r, ".cache", "testwasm", "conformance-"+strings.ReplaceAll(dir, "/", "_")+"-"+hex.EncodeToString(h.Sum(nil))[:16]+".wasm")
-	if _, err := os.Stat(out); err == nil {
-		return out
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", tmp, ".")
-	cmd.Dir = filepath.Join(r, dir)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build guest %s: %v\n%s", dir, err, b)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+// source, cached by a hash of its sources, the SDK and the ABI.
+func guest(t *testing.T, dir string) string { return testenv.GoPlugin(t, dir) }
 
 func newHost(t *testing.T) *pluginhost.Host {
 	h, err := pluginhost.New(context.Background(), pluginhost.Config{})

@@ -16,7 +16,7 @@ import (
 	"github.com/fraiseql/observer/host/effect"
 	effecthttp "github.com/fraiseql/observer/host/effect/http"
 	"github.com/fraiseql/observer/host/event"
-	"github.com/fraiseql/observer/host/internal/testenv"
+	"github.com/fraiseql/observer/internal/testenv"
 	"github.com/fraiseql/observer/host/pluginhost"
 )
 

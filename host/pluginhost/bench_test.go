@@ -12,7 +12,7 @@ import (
 	extism "github.com/extism/go-sdk"
 
 	"github.com/fraiseql/observer/abi"
-	"github.com/fraiseql/observer/host/internal/testenv"
+	"github.com/fraiseql/observer/internal/testenv"
 	"github.com/fraiseql/observer/host/pluginhost"
 	"github.com/fraiseql/observer/host/pluginhost/internal/instrument"
 )

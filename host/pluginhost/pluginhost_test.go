@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/observer/abi"
-	"github.com/fraiseql/observer/host/internal/testenv"
+	"github.com/fraiseql/observer/internal/testenv"
 	"github.com/fraiseql/observer/host/pluginhost"
 	"github.com/fraiseql/observer/host/pluginhost/internal/instrument"
 )

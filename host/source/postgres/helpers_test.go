@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/fraiseql/observer/host/internal/testenv"
+	"github.com/fraiseql/observer/internal/testenv"
 	"github.com/fraiseql/observer/host/source"
 )
 
