@@ -16,8 +16,8 @@ import (
 	"github.com/fraiseql/observer/host/effect"
 	effecthttp "github.com/fraiseql/observer/host/effect/http"
 	"github.com/fraiseql/observer/host/event"
-	"github.com/fraiseql/observer/internal/testenv"
 	"github.com/fraiseql/observer/host/pluginhost"
+	"github.com/fraiseql/observer/internal/testenv"
 )
 
 // The concrete types the CLI wires satisfy the engine's small interfaces.

@@ -12,9 +12,9 @@ import (
 	extism "github.com/extism/go-sdk"
 
 	"github.com/fraiseql/observer/abi"
-	"github.com/fraiseql/observer/internal/testenv"
 	"github.com/fraiseql/observer/host/pluginhost"
 	"github.com/fraiseql/observer/host/pluginhost/internal/instrument"
+	"github.com/fraiseql/observer/internal/testenv"
 )
 
 // benchInput is the field-filter input for a Pagila payment UPDATE: about

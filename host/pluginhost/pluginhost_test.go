@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/fraiseql/observer/abi"
-	"github.com/fraiseql/observer/internal/testenv"
 	"github.com/fraiseql/observer/host/pluginhost"
 	"github.com/fraiseql/observer/host/pluginhost/internal/instrument"
+	"github.com/fraiseql/observer/internal/testenv"
 )
 
 // syncBuffer collects log output from concurrent calls.

@@ -8,8 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/fraiseql/observer/internal/testenv"
 	"github.com/fraiseql/observer/host/source"
+	"github.com/fraiseql/observer/internal/testenv"
 )
 
 // tlog routes slog output to the test log.
