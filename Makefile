@@ -51,17 +51,21 @@ conformance: build plugins
 	done
 
 test: fmt-check vet build plugins conformance
-	cd abi && $(GO) test ./...
-	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	cd abi && $(GO) test -count=1 ./...
+	cd sdk-guest/go && $(GO) test -count=1 ./...
+	cd plugins && $(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
-# Each fuzz target for FUZZTIME (go test runs one target per invocation).
+# Each fuzz target for FUZZTIME (go test fuzzes one target per run), in
+# whichever module (root, sdk-guest/go, plugins) holds it.
 fuzz:
-	@grep -rl --include='*_test.go' '^func Fuzz' host conformance 2>/dev/null | while read f; do \
-	  d=./$$(dirname $$f); \
+	@grep -rl --include='*_test.go' '^func Fuzz' host conformance sdk-guest plugins 2>/dev/null | sort | while read f; do \
+	  mod=$$(dirname $$f); while [ ! -f $$mod/go.mod ] && [ "$$mod" != "." ]; do mod=$$(dirname $$mod); done; \
+	  pkg=./$$(realpath --relative-to=$$mod $$(dirname $$f)); \
 	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/func //'); do \
-	    echo "fuzz $$d $$t"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$d || exit 1; \
+	    echo "fuzz $$mod $$pkg $$t"; \
+	    (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg) || exit 1; \
 	  done; \
 	done
 
