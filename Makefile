@@ -26,11 +26,6 @@ plugins:
 
 # The main job on the embedded default (SQLite, no server): a demo database,
 # the Pagila workload, events flowing through the WASM plugins to effects.
-# The demo signs its webhooks with this secret (observer.toml reads it from
-# the environment); set your own for anything but the demo.
-OBSERVER_WEBHOOK_SECRET ?= demo-secret-not-for-production
-export OBSERVER_WEBHOOK_SECRET
-
 run: build plugins
 	$(BIN)/observer demo --config observer.toml
 

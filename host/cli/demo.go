@@ -29,6 +29,10 @@ var demoTables = []struct {
 	keys []string
 }{{"payment", []string{"payment_id"}}, {"rental", nil}, {"customer", nil}}
 
+// demoSecretEnv is the variable the default observer.toml reads its
+// webhook signing secret from.
+const demoSecretEnv = "OBSERVER_WEBHOOK_SECRET"
+
 // demoSummary is what `observer demo` reports at the end.
 type demoSummary struct {
 	Source             string        `json:"source"`
@@ -64,6 +68,12 @@ when every write has been processed, and checks that the receiver got exactly wh
 the observers should have sent.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// The default config signs webhooks with a secret from the
+			// environment; the demo supplies one when none is set, so it
+			// runs as it is. `observer run` never does this.
+			if os.Getenv(demoSecretEnv) == "" {
+				_ = os.Setenv(demoSecretEnv, "demo-secret-not-for-production")
+			}
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err
@@ -71,7 +81,7 @@ the observers should have sent.`,
 			return a.demo(cmd.Context(), cfg, writes, listen, pause)
 		},
 	}
-	cmd.Flags().IntVar(&writes, "writes", 12000, "how many Pagila writes to replay (0: all 48,103)")
+	cmd.Flags().IntVar(&writes, "writes", 0, "how many Pagila writes to replay, in time order (0: all 47,954)")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8787", "address of the demo receiver (the observers' webhook URLs point here)")
 	cmd.Flags().DurationVar(&pause, "pause", 0, "pause between workload transactions (slows the replay down to watch it)")
 	return cmd
@@ -136,15 +146,14 @@ func (a *app) demo(ctx context.Context, cfg *config.Config, writes int, listen s
 	fmt.Fprintf(out, "demo: replaying %d Pagila writes (rentals taken and returned, payments) in time order\n", len(steps))
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	replaying := true
-	for {
+	// Wait for the replay, then for the engine to finish every write's event.
+	for caughtUp := false; !caughtUp; {
 		select {
 		case err := <-replayDone:
 			if err != nil {
 				return fmt.Errorf("workload: %w", err)
 			}
-			replaying = false
-			replayDone = nil
+			replayDone = nil // replay finished; keep waiting for the engine
 		case err := <-engineDone:
 			if err == nil {
 				err = errors.New("stopped before the workload was processed")
@@ -155,13 +164,7 @@ func (a *app) demo(ctx context.Context, cfg *config.Config, writes int, listen s
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if !replaying && finished.Load() >= int64(len(steps)) && s.engine.Stats().InFlight == 0 {
-			break
-		}
-		if !replaying && replayDone == nil {
-			// keep waiting on the ticker for the engine to catch up
-			continue
-		}
+		caughtUp = replayDone == nil && finished.Load() >= int64(len(steps)) && s.engine.Stats().InFlight == 0
 	}
 	a.demoProgress(out, s.engine.Stats(), int(replayed.Load()), len(steps), recv.Stats())
 	stopEngine()
@@ -191,6 +194,11 @@ func (a *app) demo(ctx context.Context, cfg *config.Config, writes int, listen s
 		fmt.Fprintf(w, "  webhooks received:          %d (%d distinct idempotency keys)\n", sum.Delivered, sum.DistinctDelivered)
 		fmt.Fprintf(w, "  SQL: payments >= 9.99:      %d\n", sum.BigPayments)
 		fmt.Fprintf(w, "  SQL: rentals returned:      %d\n", sum.RentalsReturned)
+		if want := sum.BigPayments + sum.RentalsReturned; sum.DistinctDelivered == want && sum.Delivered == want {
+			fmt.Fprintf(w, "  every expected webhook arrived exactly once (%d = %d + %d)\n", want, sum.BigPayments, sum.RentalsReturned)
+		} else {
+			fmt.Fprintf(w, "  the receiver's count differs from SQL's %d + %d (expected with a changed observer.toml)\n", sum.BigPayments, sum.RentalsReturned)
+		}
 		fmt.Fprintf(w, "Next: `observer dlq list`, edit observer.toml, or point source.dsn at PostgreSQL (see README).\n")
 	})
 }
