@@ -139,7 +139,7 @@ func (a *app) demo(ctx context.Context, cfg *config.Config, writes int, listen s
 	replayDone := make(chan error, 1)
 	go func() {
 		replayDone <- workload.Replay(runCtx, db, dialect, steps, workload.ReplayOptions{
-			StepsPerTx: 25, Pause: pause,
+			StepsPerTx: 100, Pause: max(pause, time.Millisecond),
 			Progress: func(n int) { replayed.Store(int64(n)) },
 		})
 	}()
