@@ -56,7 +56,7 @@ key; give NAME:COL1,COL2 for a table without one.`,
 			if len(tables) == 0 {
 				return usagef("capture install: name at least one --table")
 			}
-			cfg, err := a.loadConfig()
+			cfg, err := a.loadStateConfig()
 			if err != nil {
 				return err
 			}
@@ -124,7 +124,7 @@ captured table when none is named. --drop-state also drops the change log, the
 checkpoints and the dead-letter queue: irreversible.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := a.loadConfig()
+			cfg, err := a.loadStateConfig()
 			if err != nil {
 				return err
 			}

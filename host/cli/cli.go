@@ -51,7 +51,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "observer: %v\n", err)
+	if a.format == "json" {
+		_ = json.NewEncoder(stderr).Encode(map[string]string{"error": err.Error()})
+	} else {
+		fmt.Fprintf(stderr, "observer: %v\n", err)
+	}
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") ||
 		strings.HasPrefix(err.Error(), "unknown flag") || strings.Contains(err.Error(), "accepts ") ||
@@ -75,13 +79,18 @@ durable checkpoint.`,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVarP(&a.configPath, "config", "c", envOr("OBSERVER_CONFIG", "observer.toml"), "configuration file (env OBSERVER_CONFIG)")
-	pf.StringVar(&a.format, "format", "text", "output format: text or json")
+	pf.StringVar(&a.format, "format", "text", "output format: text or json (json also makes logs and errors JSON lines)")
 	pf.StringVar(&a.logLevel, "log-level", "", "log level: debug, info, warn, error (default: the config's observer.log_level)")
 	pf.StringVar(&a.cpuProfile, "cpu-profile", "", "write a CPU profile of the command to this file")
 	_ = pf.MarkHidden("cpu-profile")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if a.format != "text" && a.format != "json" {
 			return usagef("--format %q: want text or json", a.format)
+		}
+		switch strings.ToLower(a.logLevel) {
+		case "", "debug", "info", "warn", "warning", "error":
+		default:
+			return usagef("--log-level %q: want debug, info, warn or error", a.logLevel)
 		}
 		if a.cpuProfile != "" {
 			f, err := os.Create(a.cpuProfile)
@@ -162,7 +171,7 @@ func (a *app) logger(level, format string) *slog.Logger {
 		lv = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: lv}
-	if format == "json" {
+	if format == "json" || a.format == "json" {
 		return slog.New(slog.NewJSONHandler(a.stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(a.stderr, opts))

@@ -199,7 +199,7 @@ func (a *app) demo(ctx context.Context, cfg *config.Config, writes int, listen s
 		} else {
 			fmt.Fprintf(w, "  the receiver's count differs from SQL's %d + %d (expected with a changed observer.toml)\n", sum.BigPayments, sum.RentalsReturned)
 		}
-		fmt.Fprintf(w, "Next: `observer dlq list`, edit observer.toml, or point source.dsn at PostgreSQL (see README).\n")
+		fmt.Fprintf(w, "Next: look at the dead-letter queue (bin/observer dlq list), edit observer.toml, or point [source] at PostgreSQL (README).\n")
 	})
 }
 

@@ -31,7 +31,7 @@ number of attempts until you retry or purge it.`,
 
 // withStore loads the config and opens the state store.
 func (a *app) withStore(ctx context.Context, fn func(source.Store, string) error) error {
-	cfg, err := a.loadConfig()
+	cfg, err := a.loadStateConfig()
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,13 @@ func (a *app) dlqPurgeCommand() *cobra.Command {
 						return fmt.Errorf("purge dead letters: %w", err)
 					}
 				}
-				return a.emit(map[string]int64{"purged": n}, func(w io.Writer) { fmt.Fprintf(w, "purged %d dead-lettered events\n", n) })
+				if err := a.emit(map[string]int64{"purged": n}, func(w io.Writer) { fmt.Fprintf(w, "purged %d dead-lettered %s\n", n, plural(n, "event")) }); err != nil {
+					return err
+				}
+				if !all && n < int64(len(ids)) {
+					return fmt.Errorf("%d of the %d dead-letter ids given were not found", int64(len(ids))-n, len(ids))
+				}
+				return nil
 			})
 		},
 	}
@@ -272,4 +278,11 @@ func indentJSON(b []byte) string {
 		return string(b)
 	}
 	return sb.String()
+}
+
+func plural(n int64, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

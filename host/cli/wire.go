@@ -21,15 +21,25 @@ import (
 
 func abiVersion() string { return abi.VersionString }
 
-// loadConfig loads the --config file; a bad file is a usage error.
+// loadConfig loads the --config file to run observers; a bad file is a
+// usage error.
 func (a *app) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(a.configPath)
+	return a.checkConfig(config.Load(a.configPath))
+}
+
+// loadStateConfig loads the --config file for a command that only touches
+// the source's durable state: plugins need not be built, secrets not set.
+func (a *app) loadStateConfig() (*config.Config, error) {
+	return a.checkConfig(config.LoadForState(a.configPath))
+}
+
+func (a *app) checkConfig(cfg *config.Config, err error) (*config.Config, error) {
 	if err != nil {
 		var le *config.LoadError
 		if errors.As(err, &le) {
 			return nil, usageError{err}
 		}
-		return nil, usagef("load config: %v", err)
+		return nil, usagef("%v", err)
 	}
 	return cfg, nil
 }
@@ -108,6 +118,7 @@ func loadPlugins(ctx context.Context, cfg *config.Config, log *slog.Logger) (*pl
 		if !used[name] {
 			continue
 		}
+		log.Info("loading plugin", "plugin", name, "path", pc.Path)
 		spec := pluginhost.Spec{
 			Name: name,
 			Path: pc.Path,

@@ -159,9 +159,25 @@ func (c *Config) EffectPolicy(o *Observer) effect.Policy {
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config file: %w", err)
 	}
 	return Parse(path, data)
+}
+
+// LoadForState reads the file at path like Load, but for commands that
+// only touch the source's durable state (capture install, dlq list): it
+// still rejects every syntax, key and value error, but does not require
+// what only running the observers needs — plugin files on disk and
+// http secrets from the environment or files. A config loaded this way
+// has no secrets and must not be used to run observers.
+func LoadForState(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	dir := filepath.Dir(path)
+	d := &decoder{file: path, dir: dir, env: os.LookupEnv, stateOnly: true}
+	return d.finish(path, dir, d.decode(data))
 }
 
 // Parse parses data as observer.toml, applies defaults and environment
@@ -177,7 +193,10 @@ func Parse(path string, data []byte) (*Config, error) {
 func parse(path string, data []byte, env func(string) (string, bool)) (*Config, error) {
 	dir := filepath.Dir(path)
 	d := &decoder{file: path, dir: dir, env: env}
-	cfg := d.decode(data)
+	return d.finish(path, dir, d.decode(data))
+}
+
+func (d *decoder) finish(path, dir string, cfg *Config) (*Config, error) {
 	if len(d.errs) > 0 {
 		return nil, &LoadError{File: path, Errs: d.errs}
 	}

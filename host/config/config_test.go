@@ -302,3 +302,42 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestLoadForState: commands that only touch durable state load a config
+// whose plugin files are not built yet and whose secret is not in the
+// environment; syntax and key errors are still reported.
+func TestLoadForState(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "observer.toml")
+	good := `
+[source]
+type = "sqlite"
+dsn = "x.db"
+[plugins.p]
+path = "not-built-yet.wasm"
+[[observers]]
+name = "o"
+entity = "t"
+action = { plugin = "p" }
+http = { secret_env = "OBSERVER_TEST_UNSET_SECRET" }
+`
+	if err := os.WriteFile(path, []byte(good), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil {
+		t.Fatal("Load accepted a missing plugin file and an unset secret")
+	}
+	cfg, err := LoadForState(path)
+	if err != nil {
+		t.Fatalf("LoadForState: %v", err)
+	}
+	if cfg.Observers[0].HTTP.Secret != "" || cfg.Source.DSN != filepath.Join(dir, "x.db") {
+		t.Errorf("LoadForState: secret %q, dsn %q", cfg.Observers[0].HTTP.Secret, cfg.Source.DSN)
+	}
+	if err := os.WriteFile(path, []byte(good+"bogus = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadForState(path); err == nil || !strings.Contains(err.Error(), "observers[0].bogus") {
+		t.Errorf("LoadForState did not report the unknown key: %v", err)
+	}
+}

@@ -53,6 +53,8 @@ type decoder struct {
 	dir  string
 	env  func(string) (string, bool)
 	errs []*KeyError
+	// stateOnly skips the checks only running observers needs (LoadForState).
+	stateOnly bool
 }
 
 func (d *decoder) errorf(key, observer, format string, a ...any) {
@@ -558,6 +560,7 @@ func (d *decoder) plugin(name string, t *table) (Plugin, map[string]any) {
 	if raw := t.required("path", "the path of the plugin's .wasm file"); strings.TrimSpace(raw) != "" {
 		p.Path = d.resolve(raw)
 		switch fi, err := os.Stat(p.Path); {
+		case d.stateOnly:
 		case err != nil:
 			t.errorf("path", "plugin file %s not found (paths are relative to the config file's directory %s)", p.Path, d.dir)
 		case !fi.Mode().IsRegular():
@@ -729,6 +732,9 @@ func (d *decoder) secret(t *table, h *HTTP) {
 	}
 	if n > 1 {
 		t.errorf("secret", "set only one of secret, secret_env and secret_file")
+		return
+	}
+	if d.stateOnly {
 		return
 	}
 	switch {

@@ -1,5 +1,7 @@
 package engine
 
+import "log/slog"
+
 // Structured-log field names. Every log line of the engine uses these keys,
 // so that one grep or one query finds all lines of an event, an observer or
 // a plugin. Keep them here, in one place.
@@ -22,3 +24,12 @@ const (
 	logHost     = "host"
 	logDryRun   = "dry_run"
 )
+
+// effectAttr is the effect index attribute, or nothing when the failure
+// came before any effect (index -1).
+func effectAttr(i int) slog.Attr {
+	if i < 0 {
+		return slog.Attr{}
+	}
+	return slog.Int(logEffect, i)
+}

@@ -227,7 +227,7 @@ func (e *Engine) deadLetter(ctx context.Context, u *unit, se *StageError) bool {
 	e.log.LogAttrs(ctx, slog.LevelWarn, "event dead-lettered",
 		slog.String(logEventID, ev.ID), slog.Uint64(logPosition, ev.Position),
 		slog.String(logObserver, d.Observer), slog.String(logPlugin, se.Plugin),
-		slog.String(logStage, d.Stage), slog.Int(logEffect, d.Effect),
+		slog.String(logStage, d.Stage), effectAttr(d.Effect),
 		slog.Int(logAttempt, d.Attempts), slog.String(logError, d.Error))
 	if h := e.cfg.Hooks.DeadLettered; h != nil {
 		h(d)

@@ -53,6 +53,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		return fmt.Errorf("engine: load cursor of source %q group %q: %w", name, group, err)
 	}
 	cur = cur.Normalize()
+	// Until the first save, the checkpoint is the one loaded.
+	e.stats.cpThrough.Store(cur.Through)
+	e.stats.cpPending.Store(int64(len(cur.Pending)))
 	if err := e.src.Open(ctx, cur); err != nil {
 		e.src.Close()
 		if ctx.Err() != nil {
@@ -267,7 +270,7 @@ func (r *run) work(ctx context.Context) {
 		e.log.LogAttrs(ctx, slog.LevelInfo, "will retry",
 			slog.String(logEventID, ev.ID), slog.Uint64(logPosition, ev.Position),
 			slog.String(logObserver, u.o.Name), slog.String(logPlugin, se.Plugin),
-			slog.String(logStage, se.Stage), slog.Int(logEffect, se.Effect),
+			slog.String(logStage, se.Stage), effectAttr(se.Effect),
 			slog.Int(logAttempt, failed), slog.Duration(logDelay, delay),
 			slog.String(logError, se.Err.Error()))
 		if h := e.cfg.Hooks.RetryScheduled; h != nil {

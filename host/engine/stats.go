@@ -20,7 +20,8 @@ type Stats struct {
 	DeadLettered   uint64 // dead letters stored
 	InFlight       int64  // events read and not finished
 	// Checkpoint is the last saved cursor's Through and the number of its
-	// pending positions, and when it was saved (zero before the first save).
+	// pending positions (the loaded cursor's before the first save), and
+	// when it was saved (zero before the first save).
 	CheckpointThrough uint64
 	CheckpointPending int
 	CheckpointAt      time.Time
