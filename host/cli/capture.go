@@ -17,7 +17,7 @@ func (a *app) captureCommand() *cobra.Command {
 		Use:   "capture",
 		Short: "Install or remove change capture on tables of the configured source",
 	}
-	cmd.AddCommand(a.captureInstallCommand(), a.captureUninstallCommand())
+	cmd.AddCommand(a.captureInstallCommand(), a.captureUninstallCommand(), a.capturePruneCommand())
 	return cmd
 }
 
@@ -161,4 +161,61 @@ checkpoints and the dead-letter queue: irreversible.`,
 	cmd.Flags().StringArrayVarP(&tables, "table", "t", nil, "table to stop capturing (repeatable; default all)")
 	cmd.Flags().BoolVar(&dropSchema, "drop-state", false, "also drop the change log, checkpoints and dead letters")
 	return cmd
+}
+
+func (a *app) capturePruneCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "prune",
+		Short: "Delete change-log rows that every checkpoint has passed",
+		Long: `prune deletes the change-log rows at or below the lowest checkpoint of every
+source and group that keeps its state in this database, except positions a
+checkpoint still lists as pending (unfinished events, and transactions that may
+yet commit). It is safe while observers run. A checkpoint nobody advances any more
+(an old group, a dry run's GROUP.dry-run) holds pruning back: the output names it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.loadStateConfig()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var deleted, bound, kept int64
+			var heldBy string
+			switch cfg.Source.Type {
+			case config.SourcePostgres:
+				if cfg.Source.Mode == config.ModeFraiseQL {
+					return usagef("capture prune: source %q reads FraiseQL's core.tb_entity_change_log, which FraiseQL owns", cfg.Source.Name)
+				}
+				conn, err := pgx.Connect(ctx, cfg.Source.DSN)
+				if err != nil {
+					return fmt.Errorf("connect to source %q: %w", cfg.Source.Name, err)
+				}
+				defer conn.Close(ctx)
+				r, err := postgres.Prune(ctx, conn, cfg.Source.Schema)
+				if err != nil {
+					return err
+				}
+				deleted, bound, kept, heldBy = r.Deleted, r.Bound, r.Kept, r.HeldBy
+			case config.SourceSQLite:
+				db, err := sqlite.Open(ctx, cfg.Source.DSN)
+				if err != nil {
+					return fmt.Errorf("open sqlite source %q: %w", cfg.Source.DSN, err)
+				}
+				defer db.Close()
+				r, err := sqlite.Prune(ctx, db)
+				if err != nil {
+					return err
+				}
+				deleted, bound, kept, heldBy = r.Deleted, r.Bound, r.Kept, r.HeldBy
+			}
+			out := map[string]any{"deleted": deleted, "bound": bound, "held_by": heldBy, "pending_kept": kept}
+			return a.emit(out, func(w io.Writer) {
+				if heldBy == "" {
+					fmt.Fprintln(w, "no checkpoint saved yet: nothing pruned")
+					return
+				}
+				fmt.Fprintf(w, "pruned %d change-log rows at or below %d (the checkpoint of %s); kept %d pending\n", deleted, bound, heldBy, kept)
+			})
+		},
+	}
 }

@@ -284,4 +284,14 @@ func TestRunResumesFromCheckpoint(t *testing.T) {
 	if want := `{"id": 7, "total": 7.5}`; bodies[want] != 1 {
 		t.Errorf("body %q not delivered; got %v", want, bodies)
 	}
+
+	// Every row is finished, so prune empties the change log.
+	code, out, stderr := runCLI(t, context.Background(), "--config", cfg, "--format", "json", "capture", "prune")
+	var pr struct {
+		Deleted int64 `json:"deleted"`
+		Bound   int64 `json:"bound"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &pr) != nil || pr.Deleted != 30 || pr.Bound != 30 {
+		t.Errorf("capture prune: exit %d, %s%s; want 30 rows deleted below 30", code, out, stderr)
+	}
 }

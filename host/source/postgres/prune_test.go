@@ -1,0 +1,57 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/fraiseql/observer/host/source"
+)
+
+// TestPrune: rows every checkpoint passed are deleted, except positions a
+// checkpoint still lists as pending; the lowest checkpoint of any source
+// and group bounds the deletion.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	dsn, conn := scratch(t)
+	exec(t, conn, `CREATE TABLE item (id int PRIMARY KEY)`)
+	if err := Install(ctx, conn, InstallOptions{Tables: []TableSpec{{Name: "item"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := Prune(ctx, conn, ""); err != nil || res.Deleted != 0 {
+		t.Fatalf("prune with no checkpoint: %+v, %v; want nothing deleted", res, err)
+	}
+	exec(t, conn, `INSERT INTO item SELECT generate_series(1, 10)`)
+	st, err := OpenStore(ctx, dsn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.SaveCursor(ctx, "main", "fast", source.Cursor{Through: 8, Pending: []uint64{3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveCursor(ctx, "other", "slow", source.Cursor{Through: 6}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Prune(ctx, conn, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deleted != 5 || res.Bound != 6 || res.HeldBy != "other/slow" || res.Kept != 1 {
+		t.Errorf("prune = %+v, want 5 deleted below 6 held by other/slow, 1 pending kept", res)
+	}
+	var left []int64
+	rows, err := conn.Query(ctx, `SELECT id FROM observer.change_log ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		_ = rows.Scan(&id)
+		left = append(left, id)
+	}
+	rows.Close()
+	if want := []int64{3, 7, 8, 9, 10}; !slices.Equal(left, want) {
+		t.Errorf("change log after prune = %v, want %v", left, want)
+	}
+}
