@@ -9,7 +9,14 @@ TEST_TIMEOUT ?= 12m
 # Short fuzz run per target inside make test; `make fuzz FUZZTIME=5m` for longer.
 FUZZTIME ?= 5s
 
-.PHONY: all build plugins run test vet fmt-check conformance fuzz bench clean
+.PHONY: all build plugins examples toolchains run test vet fmt-check conformance fuzz bench clean
+
+# Guest languages of the example plugins. Each has a fragment mk/lang-LANG.mk
+# that defines toolchain-LANG (installs its compiler on a fresh machine,
+# idempotent) and examples-LANG (builds examples/plugins/LANG/* from source to
+# $(BIN)/examples/LANG/NAME.wasm).
+LANGS := go c assemblyscript rust wat
+-include $(wildcard mk/lang-*.mk)
 
 all: build plugins
 
@@ -23,6 +30,12 @@ plugins:
 	  echo "plugin $$p"; \
 	  (cd plugins/$$p && GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build $(GOFLAGS_WASM) -o ../../$(BIN)/plugins/$$p.wasm .) || exit 1; \
 	done
+
+# Every guest toolchain the examples need (apt and npm packages).
+toolchains: $(addprefix toolchain-,$(LANGS))
+
+# The example plugins in every language, built from source.
+examples: toolchains $(addprefix examples-,$(LANGS))
 
 # The main job on the embedded default (SQLite, no server): a demo database,
 # the Pagila workload, events flowing through the WASM plugins to effects.
@@ -38,11 +51,21 @@ vet:
 	cd sdk-guest/go && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
 	cd plugins && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
 
-# Every first-party plugin against the conformance suite.
-conformance: build plugins
+# Every first-party plugin and every example plugin (all languages) against
+# the conformance suite. An example's own vectors live in
+# examples/plugins/LANG/NAME/testdata/vectors or, shared by all languages,
+# examples/plugins/vectors/NAME.
+conformance: build plugins examples
 	@for p in $(PLUGINS); do \
 	  vec=""; [ -d plugins/$$p/testdata/vectors ] && vec="--vectors plugins/$$p/testdata/vectors"; \
 	  $(BIN)/observer plugin test $(BIN)/plugins/$$p.wasm $$vec || exit 1; \
+	done
+	@for w in $$(ls $(BIN)/examples/*/*.wasm 2>/dev/null); do \
+	  lang=$$(basename $$(dirname $$w)); name=$$(basename $$w .wasm); vec=""; \
+	  [ -d examples/plugins/$$lang/$$name/testdata/vectors ] && vec="$$vec --vectors examples/plugins/$$lang/$$name/testdata/vectors"; \
+	  [ -d examples/plugins/vectors/$$name ] && vec="$$vec --vectors examples/plugins/vectors/$$name"; \
+	  echo "conformance $$lang/$$name"; \
+	  $(BIN)/observer plugin test $$w $$vec || exit 1; \
 	done
 
 test: fmt-check vet build plugins conformance
