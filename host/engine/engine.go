@@ -114,6 +114,7 @@ type observer struct {
 	idx   int
 	ops   uint8 // bit set of wanted operations
 	actor string
+	stats obsCounters
 }
 
 func opBit(op abi.Operation) uint8 {
@@ -305,6 +306,36 @@ func (e *Engine) route(ev *event.Event, dst []routed) []routed {
 type routed struct {
 	o   *observer
 	err *StageError
+}
+
+// decide explains, for every observer, whether it wants ev. It evaluates
+// conditions again, so it runs only when a Routed hook wants the answer.
+func (e *Engine) decide(ev *event.Event) []RouteDecision {
+	out := make([]RouteDecision, len(e.obs))
+	bit := opBit(ev.Op)
+	for i, o := range e.obs {
+		d := RouteDecision{Observer: o.Name}
+		switch {
+		case o.Entity != ev.Entity:
+			d.Reason = fmt.Sprintf("entity %q is not %q", ev.Entity, o.Entity)
+		case o.ops&bit == 0:
+			d.Reason = fmt.Sprintf("operation %s is not one of %v", ev.Op, o.Operations)
+		case o.Condition == nil:
+			d.Matched, d.Reason = true, "matched (no condition)"
+		default:
+			ok, err := o.Condition.Eval(ev)
+			switch {
+			case err != nil:
+				d.Matched, d.Reason = true, "condition error (dead-lettered): "+err.Error()
+			case ok:
+				d.Matched, d.Reason = true, "condition true"
+			default:
+				d.Reason = "condition false"
+			}
+		}
+		out[i] = d
+	}
+	return out
 }
 
 // ProcessOne runs observer observerName's pipeline once for ev, as

@@ -21,6 +21,7 @@ type eventState struct {
 	raw       json.RawMessage // the record's Raw, for decode failures
 	remaining atomic.Int32
 	matched   int32 // units created for it; set before any runs
+	readAt    time.Time
 }
 
 // unit is the work of one observer on one event. Its progress survives a
@@ -42,6 +43,10 @@ type unit struct {
 	// in is the input of the current plugin call, reused across calls to
 	// save an allocation per call; plugins must not keep it.
 	in abi.Input
+	// started is when the unit first ran; plugin and effect the time
+	// spent in plugin calls and effects, over all attempts.
+	started        time.Time
+	plugin, effect time.Duration
 }
 
 type outcome uint8
@@ -58,13 +63,24 @@ func (e *Engine) runUnit(ctx context.Context, u *unit) (outcome, *StageError) {
 		return outFailed, u.fail
 	}
 	o, ev := u.o, u.ev.ev
+	if u.started.IsZero() {
+		u.started = time.Now()
+	}
+	hook := e.cfg.Hooks.PluginDone
 	for u.filter < len(o.Filters) {
 		st := o.Filters[u.filter]
 		name := st.Plugin.Name()
 		in := e.input(u, name, abi.RoleFilter, st.Config)
+		t0 := time.Now()
 		res, err := st.Plugin.Filter(ctx, in)
+		d := time.Since(t0)
+		u.plugin += d
 		if err == nil && res.Error != nil {
 			err = &PluginError{Plugin: name, Role: abi.RoleFilter, Err: *res.Error}
+		}
+		if hook != nil {
+			hook(PluginDone{EventID: ev.ID, Position: ev.Position, Observer: o.Name, Plugin: name, Role: abi.RoleFilter,
+				Attempt: u.attempt, Duration: d, Pass: res.Pass, Reason: res.Reason, Err: err})
 		}
 		if err != nil {
 			return outFailed, &StageError{Stage: StageFilter, Observer: o.Name, Plugin: name, Effect: -1, Err: err}
@@ -82,9 +98,16 @@ func (e *Engine) runUnit(ctx context.Context, u *unit) (outcome, *StageError) {
 	}
 	if !u.acted {
 		in := e.input(u, o.actor, abi.RoleAct, o.Action.Config)
+		t0 := time.Now()
 		res, err := o.Action.Plugin.Act(ctx, in)
+		d := time.Since(t0)
+		u.plugin += d
 		if err == nil && res.Error != nil {
 			err = &PluginError{Plugin: o.actor, Role: abi.RoleAct, Err: *res.Error}
+		}
+		if hook != nil {
+			hook(PluginDone{EventID: ev.ID, Position: ev.Position, Observer: o.Name, Plugin: o.actor, Role: abi.RoleAct,
+				Attempt: u.attempt, Duration: d, Effects: len(res.Effects), Err: err})
 		}
 		if err != nil {
 			return outFailed, &StageError{Stage: StageAct, Observer: o.Name, Plugin: o.actor, Effect: -1, Err: err}
@@ -160,7 +183,10 @@ func (e *Engine) execute(ctx context.Context, u *unit, i int) error {
 		Trace:          ev.Trace,
 		Policy:         o.Effect,
 	}
+	t0 := time.Now()
 	res, err := x.Execute(ctx, req)
+	d := time.Since(t0)
+	u.effect += d
 	if err != nil {
 		e.stats.effectsFailed.Add(1)
 	} else {
@@ -168,7 +194,7 @@ func (e *Engine) execute(ctx context.Context, u *unit, i int) error {
 	}
 	if h != nil {
 		h(EffectDone{EventID: ev.ID, Position: ev.Position, Observer: o.Name, Index: i, Type: eff.Type,
-			Attempt: u.attempt, IdempotencyKey: req.IdempotencyKey, Result: res, Err: err})
+			Attempt: u.attempt, IdempotencyKey: req.IdempotencyKey, Duration: d, Result: res, Err: err})
 	}
 	// An executor's error names the effect, index and (redacted) target.
 	return err

@@ -164,6 +164,7 @@ type batchScratch struct {
 
 func (r *run) dispatch(ctx context.Context, batch source.Batch, b *batchScratch) {
 	e := r.e
+	readAt := time.Now()
 	b.positions, b.units, b.states = b.positions[:0], b.units[:0], b.states[:0]
 	for i := range batch.Records {
 		rec := &batch.Records[i]
@@ -175,7 +176,7 @@ func (r *run) dispatch(ctx context.Context, batch source.Batch, b *batchScratch)
 			continue
 		}
 		b.positions = append(b.positions, rec.Event.Position)
-		b.states = append(b.states, &eventState{ev: rec.Event, raw: rec.Raw})
+		b.states = append(b.states, &eventState{ev: rec.Event, raw: rec.Raw, readAt: readAt})
 	}
 	// Register first: a unit may finish before dispatch returns.
 	e.stats.inFlight.Add(int64(len(b.positions)))
@@ -189,6 +190,13 @@ func (r *run) dispatch(ctx context.Context, batch source.Batch, b *batchScratch)
 		}
 		e.stats.read.Add(1)
 		rec := &batch.Records[i]
+		if h := e.cfg.Hooks.Routed; h != nil {
+			rt := Routed{Event: es.ev, ReadAt: readAt, DecodeErr: rec.DecodeErr}
+			if rec.DecodeErr == nil {
+				rt.Decisions = e.decide(es.ev)
+			}
+			h(rt)
+		}
 		if rec.DecodeErr != nil {
 			es.matched = 1
 			es.remaining.Store(1)
@@ -207,6 +215,7 @@ func (r *run) dispatch(ctx context.Context, batch source.Batch, b *batchScratch)
 		es.remaining.Store(es.matched)
 		key := event.OrderKey(es.ev)
 		for _, rt := range b.routes {
+			rt.o.stats.inFlight.Add(1)
 			b.units = append(b.units, pending{key: queueKey{obs: rt.o.idx, key: key}, u: &unit{ev: es, o: rt.o, attempt: 1, fail: rt.err}})
 		}
 	}
@@ -234,6 +243,7 @@ func (r *run) work(ctx context.Context) {
 			continue
 		case outFiltered:
 			e.stats.filtered.Add(1)
+			u.o.stats.filtered.Add(1)
 			r.finishUnit(u, UnitFiltered)
 			r.sched.advance(q)
 			continue
@@ -267,6 +277,7 @@ func (r *run) work(ctx context.Context) {
 			continue // stopping: abandoned, stays pending
 		}
 		e.stats.retries.Add(1)
+		u.o.stats.retries.Add(1)
 		e.log.LogAttrs(ctx, slog.LevelInfo, "will retry",
 			slog.String(logEventID, ev.ID), slog.Uint64(logPosition, ev.Position),
 			slog.String(logObserver, u.o.Name), slog.String(logPlugin, se.Plugin),
@@ -282,8 +293,21 @@ func (r *run) work(ctx context.Context) {
 
 func (r *run) finishUnit(u *unit, outcome string) {
 	e := r.e
+	if o := u.o; o != nil {
+		o.stats.inFlight.Add(-1)
+		switch outcome {
+		case UnitDone:
+			o.stats.done.Add(1)
+		case UnitDeadLettered:
+			o.stats.deadLettered.Add(1)
+		}
+	}
 	if h := e.cfg.Hooks.UnitFinished; h != nil {
-		uf := UnitFinished{EventID: u.ev.ev.ID, Position: u.ev.ev.Position, Outcome: outcome}
+		uf := UnitFinished{EventID: u.ev.ev.ID, Position: u.ev.ev.Position, Outcome: outcome,
+			Plugin: u.plugin, Effect: u.effect}
+		if !u.started.IsZero() {
+			uf.Route = u.started.Sub(u.ev.readAt)
+		}
 		if u.o != nil {
 			uf.Observer = u.o.Name
 		}
@@ -299,7 +323,11 @@ func (r *run) finishEvent(es *eventState, matched int) {
 	// The hook runs before the watermark lets the event go, so no
 	// checkpoint covers an event its hook has not seen yet.
 	if h := e.cfg.Hooks.EventFinished; h != nil {
-		h(EventFinished{EventID: es.ev.ID, Position: es.ev.Position, Matched: matched})
+		ef := EventFinished{EventID: es.ev.ID, Position: es.ev.Position, Matched: matched, Total: time.Since(es.readAt)}
+		if ct, err := time.Parse(time.RFC3339Nano, es.ev.CommitTime); err == nil {
+			ef.Capture = max(es.readAt.Sub(ct), 0)
+		}
+		h(ef)
 	}
 	r.wm.finish(es.ev.Position)
 	e.stats.finished.Add(1)

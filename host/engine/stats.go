@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/observer/host/effect"
+	"github.com/fraiseql/observer/host/event"
 	"github.com/fraiseql/observer/host/source"
 )
 
@@ -18,6 +19,7 @@ type Stats struct {
 	EffectsFailed  uint64 // failed effect attempts
 	Retries        uint64 // retries scheduled
 	DeadLettered   uint64 // dead letters stored
+	Deduplicated   uint64 // units skipped: completed before a restart (dedup)
 	InFlight       int64  // events read and not finished
 	// Checkpoint is the last saved cursor's Through and the number of its
 	// pending positions (the loaded cursor's before the first save), and
@@ -25,6 +27,26 @@ type Stats struct {
 	CheckpointThrough uint64
 	CheckpointPending int
 	CheckpointAt      time.Time
+	// Observers holds each observer's counters, in configuration order.
+	Observers []ObserverStats
+}
+
+// ObserverStats are one observer's counters since Run started.
+type ObserverStats struct {
+	Name         string
+	Entity       string
+	InFlight     int64  // units enqueued and not finished
+	Done         uint64 // units whose effects all executed
+	Filtered     uint64 // units a filter dropped
+	DeadLettered uint64 // units dead-lettered
+	Retries      uint64 // retries scheduled
+	Deduplicated uint64 // units skipped by dedup
+}
+
+// obsCounters are the atomics behind ObserverStats.
+type obsCounters struct {
+	inFlight                                      atomic.Int64
+	done, filtered, deadLettered, retries, dedups atomic.Uint64
 }
 
 // counters are the atomics behind Stats; updated without locks on the hot
@@ -32,7 +54,7 @@ type Stats struct {
 type counters struct {
 	read, matched, finished, filtered atomic.Uint64
 	effectsOK, effectsFailed          atomic.Uint64
-	retries, deadLettered             atomic.Uint64
+	retries, deadLettered, dedups     atomic.Uint64
 	inFlight                          atomic.Int64
 	cpThrough                         atomic.Uint64
 	cpPending                         atomic.Int64
@@ -52,12 +74,22 @@ func (e *Engine) Stats() Stats {
 		EffectsFailed:     c.effectsFailed.Load(),
 		Retries:           c.retries.Load(),
 		DeadLettered:      c.deadLettered.Load(),
+		Deduplicated:      c.dedups.Load(),
 		InFlight:          c.inFlight.Load(),
 		CheckpointThrough: c.cpThrough.Load(),
 		CheckpointPending: int(c.cpPending.Load()),
 	}
 	if ns := c.cpAt.Load(); ns != 0 {
 		s.CheckpointAt = time.Unix(0, ns)
+	}
+	s.Observers = make([]ObserverStats, len(e.obs))
+	for i, o := range e.obs {
+		oc := &o.stats
+		s.Observers[i] = ObserverStats{
+			Name: o.Name, Entity: o.Entity,
+			InFlight: oc.inFlight.Load(), Done: oc.done.Load(), Filtered: oc.filtered.Load(),
+			DeadLettered: oc.deadLettered.Load(), Retries: oc.retries.Load(), Deduplicated: oc.dedups.Load(),
+		}
 	}
 	return s
 }
@@ -73,6 +105,12 @@ type Hooks struct {
 	EventFinished func(EventFinished)
 	// UnitFinished: one observer is done with one event.
 	UnitFinished func(UnitFinished)
+	// Routed: an event was read and routed. Decisions say, for every
+	// observer, whether it wants the event and why not. Building them costs
+	// an allocation per event, so they are computed only when Routed is set.
+	Routed func(Routed)
+	// PluginDone: one plugin call (a filter or the action) returned.
+	PluginDone func(PluginDone)
 	// EffectDone: one attempt of one effect returned (Err says how).
 	EffectDone func(EffectDone)
 	// RetryScheduled: a failed step will be tried again after Delay.
@@ -88,6 +126,47 @@ type EventFinished struct {
 	EventID  string
 	Position uint64
 	Matched  int // number of observers that wanted it
+	// Capture is the time from the event's commit to the engine reading it
+	// (zero when the source gives no commit time); Total from the read to
+	// this moment.
+	Capture, Total time.Duration
+}
+
+// Routed describes the routing of one read event.
+type Routed struct {
+	// Event is the event as read; hooks must not modify it.
+	Event  *event.Event
+	ReadAt time.Time
+	// DecodeErr is set when the source could not decode the row; no
+	// observer then sees it and Decisions is empty.
+	DecodeErr error
+	Decisions []RouteDecision
+}
+
+// RouteDecision says whether one observer wants one event, and why not.
+type RouteDecision struct {
+	Observer string
+	Matched  bool
+	// Reason says why: "matched", "condition true", or what excluded it
+	// (entity, operation, condition false, condition error, dedup).
+	Reason string
+}
+
+// PluginDone describes one plugin call.
+type PluginDone struct {
+	EventID  string
+	Position uint64
+	Observer string
+	Plugin   string
+	Role     string // abi.RoleFilter or abi.RoleAct
+	Attempt  int
+	Duration time.Duration
+	// Pass and Reason are the filter's decision; Effects the number of
+	// effects the action returned. Err is set when the call failed.
+	Pass    bool
+	Reason  string
+	Effects int
+	Err     error
 }
 
 // Unit outcomes in UnitFinished.
@@ -95,6 +174,9 @@ const (
 	UnitDone         = "done"
 	UnitFiltered     = "filtered"
 	UnitDeadLettered = "dead_lettered"
+	// UnitDeduplicated: the unit completed before a restart (its dedup
+	// record says so) and was not run again.
+	UnitDeduplicated = "deduplicated"
 )
 
 // UnitFinished describes one observer finishing with one event.
@@ -102,7 +184,11 @@ type UnitFinished struct {
 	EventID  string
 	Position uint64
 	Observer string // empty for a decode failure
-	Outcome  string // UnitDone, UnitFiltered or UnitDeadLettered
+	Outcome  string // UnitDone, UnitFiltered, UnitDeadLettered or UnitDeduplicated
+	// Route is the time from the read to the unit's first step (routing
+	// and waiting for its queue and a worker); Plugin and Effect the time
+	// spent in plugin calls and effects over all attempts.
+	Route, Plugin, Effect time.Duration
 }
 
 // EffectDone describes one attempt of one effect.
@@ -115,6 +201,7 @@ type EffectDone struct {
 	Attempt        int
 	IdempotencyKey string
 	DryRun         bool
+	Duration       time.Duration
 	Result         effect.Result
 	Err            error
 }
