@@ -59,4 +59,3 @@ type DedupStore interface {
 	// before, returning how many went.
 	PruneDone(ctx context.Context, source, group string, before time.Time) (int64, error)
 }
-
