@@ -223,23 +223,41 @@ func (r *Reader) dropConn() {
 }
 
 // prepareQueries checks the change-log table and builds the two SELECTs.
-// In fraiseql mode, optional columns missing from older FraiseQL versions
-// read as NULL.
 func (r *Reader) prepareQueries(ctx context.Context) error {
 	qctx, cancel := context.WithTimeout(ctx, r.cfg.QueryTimeout)
 	defer cancel()
-	table := pgx.Identifier{r.cfg.Schema, r.cfg.Table}.Sanitize()
-	rows, err := r.conn.Query(qctx, `SELECT attname FROM pg_attribute
+	sel, idCol, err := buildSelect(qctx, r.conn, &r.cfg)
+	if err != nil {
+		return err
+	}
+	r.selectNew = sel + " WHERE " + idCol + " > $1 ORDER BY " + idCol + " LIMIT $2"
+	r.selectHoles = sel + " WHERE " + idCol + " = ANY($1) ORDER BY " + idCol
+	return nil
+}
+
+// querier is what buildSelect and scanRows need of a connection, a pool or
+// a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// buildSelect checks cfg's change-log table and returns the SELECT (without
+// WHERE) that reads its rows in scanRows' column order, and the id column.
+// In fraiseql mode, optional columns missing from older FraiseQL versions
+// read as NULL.
+func buildSelect(ctx context.Context, q querier, cfg *Config) (sel, idCol string, err error) {
+	table := pgx.Identifier{cfg.Schema, cfg.Table}.Sanitize()
+	rows, err := q.Query(ctx, `SELECT attname FROM pg_attribute
 		WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped`, table)
 	if err != nil {
-		return fmt.Errorf("read columns of %s: %w", table, err)
+		return "", "", fmt.Errorf("read columns of %s: %w", table, err)
 	}
 	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return fmt.Errorf("read columns of %s: %w", table, err)
+		return "", "", fmt.Errorf("read columns of %s: %w", table, err)
 	}
 	if len(cols) == 0 {
-		return fmt.Errorf("change-log table %s does not exist (run `observer capture install`?): %w", table, errUndefinedTable)
+		return "", "", fmt.Errorf("change-log table %s does not exist (run `observer capture install`?): %w", table, errUndefinedTable)
 	}
 	have := map[string]bool{}
 	for _, c := range cols {
@@ -255,8 +273,7 @@ func (r *Reader) prepareQueries(ctx context.Context) error {
 		return null, nil
 	}
 	var spec [][4]string // name, expression, NULL substitute, required
-	var idCol string
-	if r.cfg.Mode == ModeNative {
+	if cfg.Mode == ModeNative {
 		idCol = "id"
 		spec = [][4]string{
 			{"id", "id", "", "y"},
@@ -295,14 +312,11 @@ func (r *Reader) prepareQueries(ctx context.Context) error {
 		}
 		e, err := col(s[0], s[1], s[2], s[3] == "y")
 		if err != nil {
-			return err
+			return "", "", err
 		}
 		exprs[i] = e
 	}
-	sel := "SELECT " + strings.Join(exprs, ", ") + " FROM " + table
-	r.selectNew = sel + " WHERE " + idCol + " > $1 ORDER BY " + idCol + " LIMIT $2"
-	r.selectHoles = sel + " WHERE " + idCol + " = ANY($1) ORDER BY " + idCol
-	return nil
+	return "SELECT " + strings.Join(exprs, ", ") + " FROM " + table, idCol, nil
 }
 
 // Read returns the next batch: rows of resolved holes first, then new rows,
@@ -512,8 +526,8 @@ func (r *Reader) readOnce(ctx context.Context, conn *pgx.Conn, max int) (source.
 	return source.Batch{Records: recs, Frontier: next.cursor()}, moved, nil
 }
 
-func scanRows(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]row, error) {
-	rs, err := tx.Query(ctx, sql, args...)
+func scanRows(ctx context.Context, q querier, sql string, args ...any) ([]row, error) {
+	rs, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,9 @@ import (
 // PostgreSQL database (by default the watched one, so the checkpoint lives
 // next to the data it describes). It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	n    names
+	pool  *pgxpool.Pool
+	n     names
+	dedup dedupOnce
 }
 
 var _ source.Store = (*Store)(nil)

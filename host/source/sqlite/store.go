@@ -18,7 +18,8 @@ import (
 // (observer_checkpoint, observer_dead_letter). It is safe for concurrent
 // use.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	dedup dedupOnce
 }
 
 var _ source.Store = (*Store)(nil)
