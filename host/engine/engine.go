@@ -96,6 +96,18 @@ type Config struct {
 	Now func() time.Time
 	// Hooks are called as work completes; every field may be nil.
 	Hooks Hooks
+	// Dedup, when set, durably records every unit that finished (done or
+	// dead-lettered), and a unit recorded in an earlier run is not run
+	// again when its event is delivered again after a crash. Nil turns
+	// dedup off.
+	Dedup source.DedupStore
+	// DedupRetention is how long records are kept; 0 means
+	// DefaultDedupRetention. Keep it longer than any outage after which
+	// the observer restarts.
+	DedupRetention time.Duration
+	// Replay runs units even when a record says they finished (the
+	// operator asked for their effects again); records are still written.
+	Replay bool
 }
 
 // Defaults for zero Config fields.
@@ -190,6 +202,7 @@ func New(cfg Config, src source.Source, store source.Store, exec map[string]effe
 	}{
 		{"checkpoint_interval", &cfg.CheckpointInterval, DefaultCheckpointInterval},
 		{"shutdown_timeout", &cfg.ShutdownTimeout, DefaultShutdownTimeout},
+		{"dedup retention", &cfg.DedupRetention, DefaultDedupRetention},
 	} {
 		if *c.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %s is negative", c.name, *c.v))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,10 @@ type run struct {
 	// cpMu serialises saves; saved is the last cursor saved (or loaded).
 	cpMu  sync.Mutex
 	saved source.Cursor
+	// rec records finished units for dedup (nil: dedup off); maxDone is
+	// the highest position recorded before this run.
+	rec     *recorder
+	maxDone uint64
 }
 
 // Run loads the cursor of (source, group) from the store, opens the source
@@ -69,6 +74,22 @@ func (e *Engine) Run(ctx context.Context) error {
 		slog.Int("observers", len(e.obs)), slog.Int("concurrency", e.cfg.Concurrency))
 
 	r := &run{e: e, sched: newScheduler(), wm: newWatermark(cur), space: make(chan struct{}, 1), saved: cur}
+	var recWG sync.WaitGroup
+	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRec()
+	if d := e.cfg.Dedup; d != nil {
+		md, err := d.MaxDone(ctx, name, group)
+		if err != nil {
+			e.src.Close()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("engine: dedup records of source %q group %q: %w", name, group, err)
+		}
+		r.maxDone = md
+		r.rec = &recorder{store: d, src: name, group: group, log: e.log, flushInterval: dedupFlushInterval}
+		recWG.Go(func() { r.rec.loop(recCtx, e.cfg.DedupRetention) })
+	}
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
@@ -96,8 +117,17 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	stopCP()
 	cp.Wait()
+	stopRec()
+	recWG.Wait()
 
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), finalSaveTimeout)
+	if r.rec != nil {
+		// Best effort: a record lost here only allows a duplicate if this
+		// run's checkpoint is not saved either.
+		for try := 0; try < 3 && r.rec.flush(saveCtx) != nil && saveCtx.Err() == nil; try++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	saveErr := r.saveFinal(saveCtx)
 	cancelSave()
 	if err := e.src.Close(); err != nil {
@@ -181,6 +211,7 @@ func (r *run) dispatch(ctx context.Context, batch source.Batch, b *batchScratch)
 	// Register first: a unit may finish before dispatch returns.
 	e.stats.inFlight.Add(int64(len(b.positions)))
 	r.wm.add(b.positions, batch.Frontier)
+	prev := r.completedUnits(ctx, b.positions)
 
 	var done []*eventState
 	for i := range batch.Records {
@@ -197,6 +228,11 @@ func (r *run) dispatch(ctx context.Context, batch source.Batch, b *batchScratch)
 			}
 			h(rt)
 		}
+		if rec.DecodeErr != nil && slices.Contains(prev[es.ev.Position], "") {
+			r.deduplicated(es, nil)
+			done = append(done, es)
+			continue
+		}
 		if rec.DecodeErr != nil {
 			es.matched = 1
 			es.remaining.Store(1)
@@ -206,6 +242,15 @@ func (r *run) dispatch(ctx context.Context, batch source.Batch, b *batchScratch)
 			continue
 		}
 		b.routes = e.route(es.ev, b.routes[:0])
+		if p := prev[es.ev.Position]; len(p) > 0 {
+			b.routes = slices.DeleteFunc(b.routes, func(rt routed) bool {
+				if !slices.Contains(p, rt.o.Name) {
+					return false
+				}
+				r.deduplicated(es, rt.o)
+				return true
+			})
+		}
 		if len(b.routes) == 0 {
 			done = append(done, es)
 			continue
@@ -291,8 +336,29 @@ func (r *run) work(ctx context.Context) {
 	}
 }
 
+// deduplicated counts a unit not run because an earlier run finished it.
+func (r *run) deduplicated(es *eventState, o *observer) {
+	e := r.e
+	e.stats.dedups.Add(1)
+	name := ""
+	if o != nil {
+		o.stats.dedups.Add(1)
+		name = o.Name
+	}
+	if h := e.cfg.Hooks.UnitFinished; h != nil {
+		h(UnitFinished{EventID: es.ev.ID, Position: es.ev.Position, Observer: name, Outcome: UnitDeduplicated})
+	}
+}
+
 func (r *run) finishUnit(u *unit, outcome string) {
 	e := r.e
+	if r.rec != nil && (outcome == UnitDone || outcome == UnitDeadLettered) {
+		dr := source.DoneRecord{Position: u.ev.ev.Position, EventID: u.ev.ev.ID, Outcome: outcome}
+		if u.o != nil {
+			dr.Observer = u.o.Name
+		}
+		r.rec.add(dr)
+	}
 	if o := u.o; o != nil {
 		o.stats.inFlight.Add(-1)
 		switch outcome {
