@@ -48,6 +48,11 @@ type Settings struct {
 	LogLevel           slog.Level
 	// LogFormat is "text" or "json".
 	LogFormat string
+	// Dedup records finished units so that events delivered again after
+	// a crash do not repeat their effects; DedupRetention is how long the
+	// records are kept.
+	Dedup          bool
+	DedupRetention time.Duration
 }
 
 // Source types and modes.

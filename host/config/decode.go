@@ -36,6 +36,7 @@ const (
 	DefaultPollPostgres       = time.Second
 	DefaultPollSQLite         = 200 * time.Millisecond
 	DefaultCacheDir           = ".cache/observer/wasm"
+	DefaultDedupRetention     = 7 * 24 * time.Hour
 	DefaultMemoryLimit        = 64 << 20
 	DefaultPluginTimeout      = 2 * time.Second
 	DefaultMaxOutput          = 1 << 20
@@ -456,6 +457,8 @@ func (d *decoder) settings(t *table) Settings {
 		MaxInFlight:        t.integer("max_in_flight", DefaultMaxInFlight, 1, 10000000),
 		CheckpointInterval: t.duration("checkpoint_interval", DefaultCheckpointInterval),
 		ShutdownTimeout:    t.duration("shutdown_timeout", DefaultShutdownTimeout),
+		Dedup:              t.boolean("dedup", true),
+		DedupRetention:     t.duration("dedup_retention", DefaultDedupRetention),
 	}
 	if !nameRE.MatchString(s.Group) {
 		t.errorf("group", "got %q, want a name: %s", s.Group, nameRule)

@@ -61,6 +61,8 @@ type settingsView struct {
 	ShutdownTimeout    string `json:"shutdown_timeout"`
 	LogLevel           string `json:"log_level"`
 	LogFormat          string `json:"log_format"`
+	Dedup              bool   `json:"dedup"`
+	DedupRetention     string `json:"dedup_retention"`
 }
 
 type sourceView struct {
@@ -145,7 +147,8 @@ func (c *Config) view() configView {
 	v := configView{
 		Path: c.Path,
 		Observer: settingsView{c.Observer.Group, c.Observer.Concurrency, c.Observer.BatchSize, c.Observer.MaxInFlight,
-			dur(c.Observer.CheckpointInterval), dur(c.Observer.ShutdownTimeout), strings.ToLower(c.Observer.LogLevel.String()), c.Observer.LogFormat},
+			dur(c.Observer.CheckpointInterval), dur(c.Observer.ShutdownTimeout), strings.ToLower(c.Observer.LogLevel.String()), c.Observer.LogFormat,
+			c.Observer.Dedup, dur(c.Observer.DedupRetention)},
 		Source:    c.Source.view(),
 		Runtime:   map[string]string{"cache_dir": c.Runtime.CacheDir},
 		Plugins:   map[string]pluginView{},
