@@ -303,6 +303,22 @@ func (r *run) work(ctx context.Context) {
 		if u.o != nil {
 			maxAttempts = u.o.Retry.MaxAttempts
 		}
+		wait, counts, hinted := resilience.WaitHint(se)
+		if hinted && !counts && u.fail == nil && u.o != nil {
+			// Not tried at all (a circuit breaker is open): the unit waits,
+			// keeping its attempt count, and is never dead-lettered for it.
+			// Its queue waits; other keys and endpoints keep flowing.
+			if !r.sched.retry(q, max(wait, time.Millisecond)) {
+				continue
+			}
+			e.stats.waits.Add(1)
+			if h := e.cfg.Hooks.RetryScheduled; h != nil {
+				ev := u.ev.ev
+				h(RetryScheduled{EventID: ev.ID, Position: ev.Position, Observer: u.o.Name, Stage: se.Stage,
+					Effect: se.Effect, Attempt: u.attempt, Delay: wait, Err: se, Waiting: true})
+			}
+			continue
+		}
 		if u.fail != nil || resilience.Permanent(se) || u.attempt >= maxAttempts {
 			if e.deadLetter(ctx, u, se) {
 				r.finishUnit(u, UnitDeadLettered)
@@ -314,6 +330,9 @@ func (r *run) work(ctx context.Context) {
 		}
 		failed := u.attempt
 		delay := u.o.Retry.Delay(failed, nil)
+		if hinted && wait > delay {
+			delay = wait // the receiver asked for longer (Retry-After)
+		}
 		ev := u.ev.ev
 		// Written before the timer exists; the scheduler's mutex orders it
 		// before the next worker's read.

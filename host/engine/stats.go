@@ -18,6 +18,7 @@ type Stats struct {
 	EffectsOK      uint64 // effects executed (or logged in a dry run)
 	EffectsFailed  uint64 // failed effect attempts
 	Retries        uint64 // retries scheduled
+	Waits          uint64 // units held back without an attempt (circuit breaker open)
 	DeadLettered   uint64 // dead letters stored
 	Deduplicated   uint64 // units skipped: completed before a restart (dedup)
 	InFlight       int64  // events read and not finished
@@ -55,6 +56,7 @@ type counters struct {
 	read, matched, finished, filtered atomic.Uint64
 	effectsOK, effectsFailed          atomic.Uint64
 	retries, deadLettered, dedups     atomic.Uint64
+	waits                             atomic.Uint64
 	inFlight                          atomic.Int64
 	cpThrough                         atomic.Uint64
 	cpPending                         atomic.Int64
@@ -73,6 +75,7 @@ func (e *Engine) Stats() Stats {
 		EffectsOK:         c.effectsOK.Load(),
 		EffectsFailed:     c.effectsFailed.Load(),
 		Retries:           c.retries.Load(),
+		Waits:             c.waits.Load(),
 		DeadLettered:      c.deadLettered.Load(),
 		Deduplicated:      c.dedups.Load(),
 		InFlight:          c.inFlight.Load(),
@@ -216,4 +219,7 @@ type RetryScheduled struct {
 	Attempt  int // the attempt that failed
 	Delay    time.Duration
 	Err      error
+	// Waiting is true when the step was not tried (a circuit breaker is
+	// open): Attempt did not fail and is not used up.
+	Waiting bool
 }
