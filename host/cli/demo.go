@@ -122,7 +122,7 @@ func (a *app) demo(ctx context.Context, cfg *config.Config, writes int, listen s
 	var finished atomic.Int64
 	hooks := engine.Hooks{EventFinished: func(engine.EventFinished) { finished.Add(1) }}
 	buildStart := time.Now()
-	s, err := build(ctx, cfg, log, hooks, false)
+	s, err := build(ctx, cfg, log, buildOptions{Hooks: hooks})
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/fraiseql/observer/host/engine"
 	"github.com/fraiseql/observer/host/event"
 	"github.com/fraiseql/observer/host/source"
 	"github.com/spf13/cobra"
@@ -203,7 +202,7 @@ printed. Entries dead-lettered at decode have no observer and cannot be retried.
 			}
 			ctx := cmd.Context()
 			log := a.logger(cfg.Observer.LogLevel.String(), cfg.Observer.LogFormat)
-			s, err := build(ctx, cfg, log, engine.Hooks{}, false)
+			s, err := build(ctx, cfg, log, buildOptions{})
 			if err != nil {
 				return err
 			}

@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) runCommand() *cobra.Command {
-	var dryRun bool
+	var dryRun, replay bool
 	var progress time.Duration
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -19,7 +19,12 @@ func (a *app) runCommand() *cobra.Command {
 		Long: `run loads observer.toml, compiles and checks every plugin, opens the source and
 processes change events until SIGINT or SIGTERM. On a stop it lets running work
 finish (observer.shutdown_timeout) and saves the checkpoint, so a restart resumes
-exactly where it stopped.`,
+exactly where it stopped.
+
+SIGHUP (or ` + "`observer reload`" + `) reloads observer.toml and the plugin files: the new
+configuration is built and checked while the old one keeps running, then the old
+engine drains and saves its checkpoint and the new one starts there. A config
+or plugin that fails to load is refused with its error; the old one keeps running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadConfig()
@@ -28,12 +33,15 @@ exactly where it stopped.`,
 			}
 			log := a.logger(cfg.Observer.LogLevel.String(), cfg.Observer.LogFormat)
 			ctx := cmd.Context()
+			suffix := ""
 			if dryRun {
 				// A dry run keeps its own checkpoint (and dead letters), so
 				// the events it previews are still there for the real run.
-				cfg.Observer.Group += ".dry-run"
+				suffix = ".dry-run"
+				cfg.Observer.Group += suffix
 			}
-			s, err := build(ctx, cfg, log, engine.Hooks{}, dryRun)
+			sup := newSupervisor(a, log, buildOptions{DryRun: dryRun, Replay: replay}, suffix)
+			s, err := build(ctx, cfg, log, sup.opts)
 			if err != nil {
 				if ctx.Err() != nil {
 					// Stopped while starting: nothing ran, nothing to save.
@@ -42,27 +50,23 @@ exactly where it stopped.`,
 				}
 				return err
 			}
-			defer s.Close(context.WithoutCancel(ctx))
 			log.Info("observer running", "source", cfg.Source.Name, "type", cfg.Source.Type,
-				"observers", len(cfg.Observers), "group", cfg.Observer.Group, "dry_run", dryRun)
-			stop := a.progress(ctx, s.engine, progress)
+				"observers", len(cfg.Observers), "group", cfg.Observer.Group, "dry_run", dryRun, "replay", replay)
+			sup.watchSIGHUP(ctx)
+			stop := a.progress(ctx, sup, progress)
 			defer stop()
-			if err := s.engine.Run(ctx); err != nil {
-				return fmt.Errorf("engine: %w", err)
-			}
-			st := s.engine.Stats()
-			log.Info("observer stopped", "events_read", st.EventsRead, "checkpoint", st.CheckpointThrough)
-			return nil
+			return sup.run(ctx, s)
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run the plugins but only log the effects (under its own checkpoint group GROUP.dry-run)")
+	cmd.Flags().BoolVar(&replay, "replay", false, "run (observer, event) pairs that dedup records say finished, repeating their effects")
 	cmd.Flags().DurationVar(&progress, "progress", 5*time.Second, "how often to print a progress line to stderr (0: never)")
 	return cmd
 }
 
 // progress prints a progress line every interval until the returned stop
 // function is called or ctx ends.
-func (a *app) progress(ctx context.Context, e *engine.Engine, every time.Duration) (stop func()) {
+func (a *app) progress(ctx context.Context, sup *supervisor, every time.Duration) (stop func()) {
 	if every <= 0 {
 		return func() {}
 	}
@@ -79,7 +83,14 @@ func (a *app) progress(ctx context.Context, e *engine.Engine, every time.Duratio
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
-				st := e.Stats()
+				cur, _ := sup.current()
+				if cur == nil {
+					continue
+				}
+				st := cur.engine.Stats()
+				if st.EventsRead < last.EventsRead {
+					last = engine.Stats{} // a reload started a new engine
+				}
 				rate := float64(st.EventsRead-last.EventsRead) / now.Sub(lastAt).Seconds()
 				writeProgress(a.stderr, st, rate)
 				last, lastAt = st, now

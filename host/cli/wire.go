@@ -74,6 +74,23 @@ func newSource(cfg *config.Config, log *slog.Logger) (source.Source, error) {
 	return nil, fmt.Errorf("source.type %q is not supported", s.Type)
 }
 
+// newInspector reads the change log of cfg's source through store's
+// connections.
+func newInspector(cfg *config.Config, store source.Store) (source.Inspector, error) {
+	s := cfg.Source
+	switch st := store.(type) {
+	case *postgres.Store:
+		schema := s.Schema
+		if s.Mode == config.ModeFraiseQL {
+			schema = ""
+		}
+		return postgres.NewInspector(st.Pool(), postgres.Config{Name: s.Name, DSN: s.DSN, Schema: schema, Mode: s.Mode}, s.Schema)
+	case *sqlite.Store:
+		return sqlite.NewInspector(st.DB(), s.Name), nil
+	}
+	return nil, fmt.Errorf("source.type %q has no inspector", s.Type)
+}
+
 // openStore opens the durable state store: by default in the watched database.
 func openStore(ctx context.Context, cfg *config.Config) (source.Store, error) {
 	s := cfg.Source
@@ -215,6 +232,17 @@ type stack struct {
 	store   source.Store
 	plugins *plugins
 	engine  *engine.Engine
+	// inspect reads the change log beside the engine (lag, debug-event).
+	inspect source.Inspector
+}
+
+// buildOptions are what a command adds to the config when it builds a stack.
+type buildOptions struct {
+	Hooks engine.Hooks
+	// DryRun runs the plugins but only logs the effects.
+	DryRun bool
+	// Replay runs units that dedup records say finished.
+	Replay bool
 }
 
 // Close releases what build opened, in reverse order.
@@ -232,7 +260,7 @@ func (s *stack) Close(ctx context.Context) {
 
 // build wires a runnable engine from cfg. On error everything opened so far
 // is closed.
-func build(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks engine.Hooks, dryRun bool) (_ *stack, err error) {
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger, opts buildOptions) (_ *stack, err error) {
 	s := &stack{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -242,7 +270,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks engi
 	if s.plugins, err = loadPlugins(ctx, cfg, log); err != nil {
 		return nil, err
 	}
-	obs, err := engineObservers(cfg, s.plugins, dryRun)
+	obs, err := engineObservers(cfg, s.plugins, opts.DryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +280,14 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks engi
 	if s.src, err = newSource(cfg, log); err != nil {
 		return nil, err
 	}
+	if s.inspect, err = newInspector(cfg, s.store); err != nil {
+		return nil, err
+	}
 	st := cfg.Observer
+	var dedup source.DedupStore
+	if st.Dedup {
+		dedup, _ = s.store.(source.DedupStore)
+	}
 	s.engine, err = engine.New(engine.Config{
 		Group:              st.Group,
 		Concurrency:        st.Concurrency,
@@ -261,7 +296,10 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks engi
 		CheckpointInterval: st.CheckpointInterval,
 		ShutdownTimeout:    st.ShutdownTimeout,
 		Observers:          obs,
-		Hooks:              hooks,
+		Hooks:              opts.Hooks,
+		Dedup:              dedup,
+		DedupRetention:     st.DedupRetention,
+		Replay:             opts.Replay,
 	}, s.src, s.store, executors(log), log)
 	if err != nil {
 		return nil, fmt.Errorf("configure engine: %w", err)

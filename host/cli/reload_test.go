@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/observer/internal/testenv"
+)
+
+// syncBuffer is a bytes.Buffer safe for a child process and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// buildObserver compiles the observer binary into a temporary directory.
+func buildObserver(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "observer")
+	cmd := exec.Command("go", "build", "-o", bin, "./host/cmd/observer")
+	cmd.Dir = testenv.RepoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestReloadOnSIGHUP runs a real `observer run` process and reloads it:
+// a broken config is refused while the old one keeps delivering, and a new
+// config (another URL, a second observer) takes over from the checkpoint.
+// Every order is delivered exactly once across both reloads.
+func TestReloadOnSIGHUP(t *testing.T) {
+	bin := buildObserver(t)
+	var mu sync.Mutex
+	got := map[string][]string{} // path → bodies
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got[r.URL.Path] = append(got[r.URL.Path], string(b))
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	count := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got[path])
+	}
+	cfgPath, dbPath := sqliteSetup(t, srv.URL)
+	original, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var stderr syncBuffer
+	cmd := exec.Command(bin, "--config", cfgPath, "run", "--progress", "0")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() //nolint:errcheck // already exited on success
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; observer stderr:\n%s", what, stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitUntil("observer to run", func() bool { return strings.Contains(stderr.String(), "observer running") })
+
+	insertOrders(t, dbPath, 1, 5)
+	waitUntil("5 orders", func() bool { return count("/orders") == 5 })
+
+	// A broken config is refused; the old engine keeps going.
+	if err := os.WriteFile(cfgPath, append(original, []byte("\n[[observers]]\nname = \"x\"\nentity = \"orders\"\naction = { plugin = \"nope\" }\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil("the refusal", func() bool { return strings.Contains(stderr.String(), "reload refused") })
+	if !strings.Contains(stderr.String(), `unknown plugin \"nope\"`) && !strings.Contains(stderr.String(), `unknown plugin "nope"`) {
+		t.Errorf("refusal does not say why:\n%s", stderr.String())
+	}
+	insertOrders(t, dbPath, 6, 10)
+	waitUntil("10 orders after the refused reload", func() bool { return count("/orders") == 10 })
+
+	// A good new config: orders now go to /v2, and a second observer
+	// posts big orders to /big.
+	next := strings.Replace(string(original), "/orders", "/v2", 1) + `
+[[observers]]
+name = "big"
+entity = "orders"
+operations = ["INSERT"]
+condition = "after.total >= 8"
+action = { plugin = "webhook", config = { url = "` + srv.URL + `/big" } }
+`
+	if err := os.WriteFile(cfgPath, []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil("the reload", func() bool { return strings.Contains(stderr.String(), "configuration reloaded") })
+	insertOrders(t, dbPath, 11, 15)
+	waitUntil("5 orders on /v2", func() bool { return count("/v2") == 5 })
+	waitUntil("big orders", func() bool { return count("/big") >= 1 })
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("observer exit: %v\n%s", err, stderr.String())
+	}
+	if n := count("/orders"); n != 10 {
+		t.Errorf("/orders got %d deliveries, want 10 (nothing repeated by the reloads)", n)
+	}
+	if n := count("/v2"); n != 5 {
+		t.Errorf("/v2 got %d deliveries, want 5", n)
+	}
+	if n := count("/big"); n != 5 {
+		t.Errorf("/big got %d deliveries, want 5 (orders 11-15; the new observer starts at the checkpoint)", n)
+	}
+}

@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/fraiseql/observer/host/config"
+	"github.com/fraiseql/observer/host/engine"
+)
+
+// supervisor runs the engine of `observer run` and swaps it for a new one
+// when the configuration is reloaded (SIGHUP or `observer reload`).
+//
+// A reload builds the whole new stack — config, plugins compiled and
+// checked, observers, store — while the old engine keeps running. Only when
+// everything is ready does it stop the old engine (which drains its
+// running work and saves its checkpoint) and start the new one from that
+// checkpoint. A bad new config or plugin is refused with its error and the
+// old engine never stops. No event is dropped: work the stop interrupted
+// (a retry waiting on its timer) stays pending in the checkpoint and is
+// delivered again, and dedup keeps finished units from repeating.
+type supervisor struct {
+	a    *app
+	log  *slog.Logger
+	opts buildOptions
+	// group is forced onto every config loaded (dry runs use their own).
+	groupSuffix string
+
+	reloads chan reloadRequest
+
+	mu    sync.Mutex
+	cur   *stack
+	phase string // starting, running, reloading, stopping
+}
+
+type reloadRequest struct {
+	ctx  context.Context
+	done chan error
+}
+
+// Phases of the supervisor, as /readyz reports them.
+const (
+	phaseStarting  = "starting"
+	phaseRunning   = "running"
+	phaseReloading = "reloading"
+	phaseStopping  = "stopping"
+)
+
+func newSupervisor(a *app, log *slog.Logger, opts buildOptions, groupSuffix string) *supervisor {
+	return &supervisor{a: a, log: log, opts: opts, groupSuffix: groupSuffix,
+		reloads: make(chan reloadRequest), phase: phaseStarting}
+}
+
+// current returns the running stack, nil while none runs.
+func (s *supervisor) current() (*stack, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur, s.phase
+}
+
+func (s *supervisor) set(st *stack, phase string) {
+	s.mu.Lock()
+	s.cur, s.phase = st, phase
+	s.mu.Unlock()
+}
+
+// Reload asks the running supervisor to load the config file again. It
+// returns nil once the new engine runs, or the reason the new config was
+// refused (the old engine then keeps running).
+func (s *supervisor) Reload(ctx context.Context) error {
+	req := reloadRequest{ctx: ctx, done: make(chan error, 1)}
+	select {
+	case s.reloads <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// load reads and builds a stack from the config file.
+func (s *supervisor) load(ctx context.Context) (*stack, error) {
+	cfg, err := s.a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Observer.Group += s.groupSuffix
+	return build(ctx, cfg, s.log, s.opts)
+}
+
+// watchSIGHUP turns SIGHUP into reloads until ctx ends.
+func (s *supervisor) watchSIGHUP(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				s.log.Info("SIGHUP: reloading the configuration", "config", s.a.configPath)
+				if err := s.Reload(ctx); err != nil && ctx.Err() == nil {
+					s.log.Error("reload refused; the previous configuration keeps running", "error", err.Error())
+				}
+			}
+		}
+	}()
+}
+
+// run runs first's engine under ctx until ctx ends or the engine fails,
+// swapping engines on reload. It closes every stack it ran.
+func (s *supervisor) run(ctx context.Context, first *stack) error {
+	cur := first
+	for {
+		s.set(cur, phaseRunning)
+		engCtx, stopEngine := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func(e *engine.Engine) { errc <- e.Run(engCtx) }(cur.engine)
+	wait:
+		for {
+			select {
+			case err := <-errc:
+				stopEngine()
+				s.set(nil, phaseStopping)
+				st := cur.engine.Stats()
+				cur.Close(context.WithoutCancel(ctx))
+				if err != nil {
+					return fmt.Errorf("engine: %w", err)
+				}
+				s.log.Info("observer stopped", "events_read", st.EventsRead, "checkpoint", st.CheckpointThrough)
+				return nil
+			case req := <-s.reloads:
+				s.set(cur, phaseReloading)
+				next, err := s.load(req.ctx)
+				if err != nil {
+					s.set(cur, phaseRunning)
+					req.done <- err
+					continue wait
+				}
+				// The new stack is ready: stop the old engine (it drains
+				// and saves its checkpoint), then start the new one there.
+				stopEngine()
+				runErr := <-errc
+				cur.Close(context.WithoutCancel(ctx))
+				if runErr != nil {
+					next.Close(context.WithoutCancel(ctx))
+					req.done <- fmt.Errorf("the previous engine failed while stopping: %w", runErr)
+					s.set(nil, phaseStopping)
+					return fmt.Errorf("engine: %w", runErr)
+				}
+				describeReload(s.log, cur.cfg, next.cfg)
+				cur = next
+				req.done <- nil
+				break wait
+			}
+		}
+	}
+}
+
+// describeReload logs what a reload changed that matters to operators.
+func describeReload(log *slog.Logger, old, next *config.Config) {
+	attrs := []any{"config", next.Path, "observers", len(next.Observers), "plugins", len(next.Plugins)}
+	if old.Source.Type != next.Source.Type || old.Source.Name != next.Source.Name || old.Source.DSN != next.Source.DSN {
+		attrs = append(attrs, "source_changed", true)
+	}
+	if old.Observer.Group != next.Observer.Group {
+		attrs = append(attrs, "group", next.Observer.Group, "previous_group", old.Observer.Group)
+	}
+	log.Info("configuration reloaded; engine restarted from its checkpoint", attrs...)
+}
