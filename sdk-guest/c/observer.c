@@ -738,7 +738,9 @@ typedef struct {
     int64_t k;      /* value = 0.D x 10^k */
 } obs__num;
 
-#define OBS_EXP_CLAMP 1000000000000000LL /* exponents beyond are clamped */
+/* Exponents are read up to 4e18 and saturate beyond (no JSON producer
+ * writes those); with at most 2^32 digits, k stays within int64. */
+#define OBS_EXP_CLAMP 400000000000000000LL
 
 static bool num_decompose(obs_value v, obs__num *x) {
     if (v.type != OBS_NUMBER) return false;
@@ -1246,7 +1248,7 @@ int obs_retryable(obs_call *c, const char *code, const char *message, ...) {
 
 static int misuse(obs_call *c, const char *what) {
     return set_error(c, false, "bad_plugin",
-                     obs_sprintf(c, "%s called in a %s handler", what, c->role ? c->role : "describe"));
+                     obs_sprintf(c, "%s called in the %s handler", what, c->role ? c->role : "describe"));
 }
 
 static int decide(obs_call *c, int decision, const char *fmt, va_list ap) {
@@ -1420,6 +1422,67 @@ static char *read_input(size_t *len) {
     return b;
 }
 
+/*
+ * Reads "MAJOR.MINOR" as abi.ParseVersion does (the Go reference): spaces
+ * around it are ignored, the minor may be absent, each part is a decimal
+ * integer with an optional sign that must not be negative. Returns NULL
+ * and the major, or what is wrong.
+ */
+static bool is_space_rune(uint32_t r) {
+    return r == ' ' || (r >= '\t' && r <= '\r') || r == 0x85 || r == 0xA0 || r == 0x1680 ||
+           (r >= 0x2000 && r <= 0x200A) || r == 0x2028 || r == 0x2029 || r == 0x202F || r == 0x205F ||
+           r == 0x3000;
+}
+
+/* The rune at s (valid UTF-8, as obs_str makes it) and its length. */
+static uint32_t rune_at(bytes s, size_t *len) {
+    unsigned c = s[0];
+    if (c < 0x80) return *len = 1, c;
+    if (c < 0xE0) return *len = 2, (uint32_t)(c & 0x1F) << 6 | (s[1] & 0x3F);
+    if (c < 0xF0) return *len = 3, (uint32_t)(c & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+    return *len = 4, (uint32_t)(c & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 | (uint32_t)(s[2] & 0x3F) << 6 |
+                         (s[3] & 0x3F);
+}
+
+/* strconv.Atoi: an optional sign, then decimal digits, within int64. */
+static bool go_atoi(const char *s, size_t n, int64_t *out) {
+    size_t i = 0;
+    bool neg = false;
+    if (n > 0 && (s[0] == '+' || s[0] == '-')) {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    if (i == n) return false;
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        unsigned d = (unsigned char)s[i] - '0';
+        if (d > 9 || v > (UINT64_MAX - d) / 10) return false;
+        v = v * 10 + d;
+    }
+    if (v > (uint64_t)INT64_MAX + neg) return false;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
+static const char *parse_version(const char *ver, size_t n, int64_t *major) {
+    bytes s = (bytes)ver;
+    size_t start = n, end = 0;
+    for (size_t i = 0, l; i < n; i += l) {
+        if (!is_space_rune(rune_at(s + i, &l))) {
+            if (start == n) start = i;
+            end = i + l;
+        }
+    }
+    if (start == n) return "empty, want \"MAJOR.MINOR\" such as \"" OBS_ABI_VERSION "\"";
+    size_t dot = start;
+    while (dot < end && s[dot] != '.') dot++;
+    int64_t minor = 0;
+    if (!go_atoi(ver + start, dot - start, major) || *major < 0) return "the major is not a non-negative integer";
+    if (dot < end && (!go_atoi(ver + dot + 1, end - dot - 1, &minor) || minor < 0))
+        return "the minor is not a non-negative integer";
+    return 0;
+}
+
 /* Checks the input (SPEC 4.1) and fills c; false with an error result set. */
 static bool check_input(obs_call *c, const char *in, size_t n) {
     bytes s = (bytes)in;
@@ -1444,17 +1507,16 @@ static bool check_input(obs_call *c, const char *in, size_t n) {
         return false;
     }
     /* "MAJOR.MINOR": the major must be ours (SPEC 7). */
-    char ver[16];
-    size_t vl = obs_str_copy(abi, ver, sizeof ver), i = 0;
-    while (i < vl && i < sizeof ver - 1 && is_digit((unsigned char)ver[i])) i++;
-    size_t j = i + 1;
-    while (j < vl && j < sizeof ver - 1 && is_digit((unsigned char)ver[j])) j++;
-    if (vl >= sizeof ver || i == 0 || i >= vl || ver[i] != '.' || j != vl || j == i + 1) {
-        obs_error(c, OBS_BAD_INPUT, "input abi %.*s is not a MAJOR.MINOR version", OBS_TEXT(abi));
+    size_t vl;
+    const char *ver = obs_str(c, abi, &vl);
+    int64_t major;
+    const char *why_ver = parse_version(ver, vl, &major);
+    if (why_ver) {
+        obs_error(c, OBS_BAD_INPUT, "input: abi version \"%.*s\": %s", (int)vl, ver, why_ver);
         return false;
     }
-    if (i != 1 || ver[0] != '1') {
-        obs_error(c, OBS_BAD_INPUT, "input is ABI %s but this plugin speaks ABI 1.x", ver);
+    if (major != 1) {
+        obs_error(c, OBS_BAD_INPUT, "input is ABI %.*s but this plugin speaks ABI 1.x", (int)vl, ver);
         return false;
     }
     c->event = obs_member(c->input, "event");

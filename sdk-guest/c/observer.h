@@ -135,7 +135,8 @@ size_t obs_str_copy(obs_value v, char *buf, size_t cap);
 /*
  * Exact comparison of two JSON numbers as decimals (no conversion to
  * double: 0.1 + 1e-30 and 1e400 compare correctly): -1, 0 or 1.
- * OBS_CMP_INVALID if either is not an OBS_NUMBER.
+ * OBS_CMP_INVALID if either is not an OBS_NUMBER. Exponents are exact up to
+ * 4e18 in magnitude and saturate beyond.
  */
 #define OBS_CMP_INVALID 2
 int obs_num_cmp(obs_value a, obs_value b);

@@ -496,9 +496,9 @@
         (loop $exp
           (if (call $is_digit (i32.load8_u (local.get $p)))
             (then
-              ;; exponents beyond 10^15 are clamped: no number that long fits
-              ;; in memory, so the order is still right
-              (if (i64.lt_s (local.get $e) (i64.const 1000000000000000))
+              ;; exponents saturate near 4e18 (e*10+9 stays within i64;
+              ;; no JSON producer writes such exponents)
+              (if (i64.lt_s (local.get $e) (i64.const 400000000000000000))
                 (then (local.set $e (i64.add (i64.mul (local.get $e) (i64.const 10))
                                              (i64.extend_i32_u (i32.sub (i32.load8_u (local.get $p)) (i32.const 48)))))))
               (local.set $p (i32.add (local.get $p) (i32.const 1)))
