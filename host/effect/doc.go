@@ -18,6 +18,16 @@
 // effects at once. Cancelling ctx abandons the attempt, which then counts
 // as failed and retryable.
 //
-// Errors classify themselves (resilience.Permanent reads Permanent()) and
-// never carry secrets: URLs in error text pass through Redact.
+// Errors classify themselves (resilience.Permanent reads Permanent(),
+// resilience.WaitHint a breaker refusal or a Retry-After) and never carry
+// secrets: URLs in error text pass through Redact (userinfo, query values
+// and token-like path segments hidden), and Error.Scrub removes the
+// observer's secret and the URL's credentials from the whole text, response
+// body included (SetBody scrubs before cutting, so a value cut in half does
+// not leak its start).
+//
+// Policy.AllowedHosts is checked on the URL's host; IP and CIDR entries,
+// or Policy.AllowPrivate, additionally allow connecting to non-public
+// addresses (PrivateAllowed), which host/effect/http checks on the address
+// actually dialled.
 package effect

@@ -28,6 +28,29 @@ type Error struct {
 	// Err is the underlying cause, nil for a plain bad status.
 	Err       error
 	permanent bool
+	// scrub lists values that must not appear in Error(), longest first.
+	scrub []string
+}
+
+// minScrub is the shortest value Scrub hides: shorter ones would mangle
+// ordinary text (a query value "1" or "json" is no secret), and a
+// credential that short protects nothing anyway. Redact still hides short
+// values in the URL itself.
+const minScrub = 6
+
+// Scrub makes Error() replace every occurrence of each value (of at least
+// 6 bytes) with REDACTED, wherever it comes from: the cause, the body
+// snippet, a redirect target. Executors pass the secret and the parts of
+// the URL that Redact hides (URLSecrets), so that a receiver echoing its
+// URL or a library quoting it cannot leak them. It returns e.
+func (e *Error) Scrub(values ...string) *Error {
+	for _, v := range values {
+		if len(v) >= minScrub && !slices.Contains(e.scrub, v) {
+			e.scrub = append(e.scrub, v)
+		}
+	}
+	slices.SortFunc(e.scrub, func(a, b string) int { return len(b) - len(a) })
+	return e
 }
 
 // MaxBodySnippet is how much of a response body an Error keeps.
@@ -67,7 +90,49 @@ func (e *Error) Error() string {
 	if e.permanent {
 		b.WriteString(" (permanent, not retried)")
 	}
-	return b.String()
+	out := b.String()
+	for _, v := range e.scrub {
+		out = strings.ReplaceAll(out, v, Redacted)
+	}
+	return out
+}
+
+// SetBody sets e.Body to the snippet of a response body's start, with
+// every value given to Scrub replaced first, so that a value the snippet
+// would cut in half cannot leak its beginning either. head is what was
+// read; more says the body went on beyond it. Read at least
+// MaxBodySnippet plus the longest scrubbed value, so that every value
+// starting inside the snippet is whole in head.
+func (e *Error) SetBody(head []byte, more bool) {
+	s := string(head)
+	for _, v := range e.scrub {
+		s = strings.ReplaceAll(s, v, Redacted)
+	}
+	out := Snippet([]byte(s))
+	cut := more || strings.HasSuffix(out, "…")
+	if cut {
+		out = strings.TrimSuffix(out, "…")
+		// The cut may fall inside a value: hide a tail that begins one.
+	tail:
+		for _, v := range e.scrub {
+			for k := min(len(v)-1, len(out)); k >= minScrub/2; k-- {
+				if strings.HasSuffix(out, v[:k]) {
+					out = out[:len(out)-k] + Redacted
+					break tail
+				}
+			}
+		}
+		out += "…"
+	}
+	e.Body = out
+}
+
+// ScrubLen is the length of the longest value given to Scrub.
+func (e *Error) ScrubLen() int {
+	if len(e.scrub) == 0 {
+		return 0
+	}
+	return len(e.scrub[0])
 }
 
 // Snippet returns the start of b as text: at most MaxBodySnippet bytes, cut

@@ -3,6 +3,7 @@ package http
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,11 +13,13 @@ import (
 	nethttp "net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/fraiseql/observer/abi"
 	"github.com/fraiseql/observer/host/effect"
+	"github.com/fraiseql/observer/host/resilience"
 )
 
 // Header names the Executor sets.
@@ -39,45 +42,61 @@ const (
 
 // Options configure an Executor. The zero value is usable.
 type Options struct {
-	// Client sends the requests. Nil: a client with a transport tuned for
-	// many concurrent requests to few hosts. A given client is used as is,
-	// except that redirects are never followed.
-	Client *nethttp.Client
+	// Transport is a template for the transports requests go through: it
+	// is cloned, once per distinct private-address allowance, with its
+	// dialer replaced by one that checks every resolved address (see
+	// NonPublic) and its proxy cleared. Nil: a transport tuned for many
+	// concurrent requests to few hosts. Redirects are never followed.
+	Transport *nethttp.Transport
 	// DefaultTimeout bounds an attempt when the Request's policy sets none.
 	DefaultTimeout time.Duration
 	// UserAgent is sent unless the plugin sets one.
 	UserAgent string
 	// Logger receives one debug line per attempt. Nil: no logging.
 	Logger *slog.Logger
+	// Breakers holds the circuit breakers of the endpoints. Nil: no
+	// breakers, every request is sent. A request's breaker config is its
+	// Policy.Breaker (disabled when zero).
+	Breakers *resilience.Breakers
+	// MaxRetryAfter caps the wait a 429 or 503 response can ask for with
+	// Retry-After; 0 means DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
 }
 
 // Executor executes http effects. It is safe for concurrent use.
 type Executor struct {
-	client  *nethttp.Client
-	timeout time.Duration
-	ua      string
-	log     *slog.Logger
-	now     func() time.Time
+	base          *nethttp.Transport
+	timeout       time.Duration
+	ua            string
+	log           *slog.Logger
+	now           func() time.Time
+	breakers      *resilience.Breakers
+	maxRetryAfter time.Duration
+
+	mu sync.RWMutex
+	// clients by privateKey: one transport, and so one connection pool,
+	// per private-address allowance.
+	clients map[string]*nethttp.Client
 }
 
 var _ effect.Executor = (*Executor)(nil)
 
-// New returns an Executor. It opens nothing; idle connections belong to the
-// client's transport (CloseIdleConnections releases them).
+// New returns an Executor. It opens nothing; idle connections belong to its
+// transports (CloseIdleConnections releases them).
 func New(opts Options) *Executor {
-	var c nethttp.Client
-	if opts.Client != nil {
-		c = *opts.Client
-	} else {
-		c.Transport = newTransport()
+	x := &Executor{base: opts.Transport, timeout: opts.DefaultTimeout, ua: opts.UserAgent, log: opts.Logger, now: time.Now,
+		breakers: opts.Breakers, maxRetryAfter: opts.MaxRetryAfter, clients: map[string]*nethttp.Client{}}
+	if x.base == nil {
+		x.base = newTransport()
 	}
-	c.CheckRedirect = func(*nethttp.Request, []*nethttp.Request) error { return nethttp.ErrUseLastResponse }
-	x := &Executor{client: &c, timeout: opts.DefaultTimeout, ua: opts.UserAgent, log: opts.Logger, now: time.Now}
 	if x.timeout <= 0 {
 		x.timeout = DefaultTimeout
 	}
 	if x.ua == "" {
 		x.ua = DefaultUserAgent
+	}
+	if x.maxRetryAfter <= 0 {
+		x.maxRetryAfter = DefaultMaxRetryAfter
 	}
 	return x
 }
@@ -91,15 +110,24 @@ func newTransport() *nethttp.Transport {
 }
 
 // CloseIdleConnections closes the transport's idle connections.
-func (x *Executor) CloseIdleConnections() { x.client.CloseIdleConnections() }
+func (x *Executor) CloseIdleConnections() {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, c := range x.clients {
+		c.CloseIdleConnections()
+	}
+}
 
 // Execute performs one attempt of req's http effect. See the package
-// documentation for the headers set and how errors are classified.
+// documentation for the headers set, how errors are classified and when the
+// endpoint's circuit breaker refuses the attempt.
 func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Result, error) {
 	start := time.Now()
 	h := req.Effect.HTTP
+	var scrub []string
 	fail := func(e *effect.Error) (effect.Result, error) {
 		e.Plugin = req.Plugin
+		e.Scrub(scrub...)
 		return effect.Result{Status: e.Status, Duration: time.Since(start), Detail: "failed"}, e
 	}
 	invalid := func(format string, a ...any) (effect.Result, error) {
@@ -107,6 +135,15 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 	}
 	if req.Effect.Type != abi.EffectHTTP || h == nil {
 		return invalid("effect type %q with http member %v is not an http effect", req.Effect.Type, h != nil)
+	}
+	scrub = append(effect.URLSecrets(h.URL), req.Policy.Secret)
+	for k, v := range h.Headers {
+		if sensitiveHeader(k) {
+			scrub = append(scrub, v)
+			if _, cred, ok := strings.Cut(v, " "); ok {
+				scrub = append(scrub, strings.TrimSpace(cred)) // "Bearer <token>"
+			}
+		}
 	}
 	method := strings.ToUpper(strings.TrimSpace(h.Method))
 	if method == "" {
@@ -120,7 +157,17 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 		return invalid("url %s does not parse", effect.Redact(h.URL))
 	}
 	redacted := effect.Redact(h.URL)
-	withURL := func(e *effect.Error) *effect.Error { e.Method, e.URL = method, redacted; return e }
+	if u.User != nil {
+		// The client sends userinfo as Basic auth; a receiver may echo it.
+		pw, _ := u.User.Password()
+		scrub = append(scrub, base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw)))
+	}
+	// withURL completes an error: target, plugin, and the values to scrub
+	// (before anything logs it).
+	withURL := func(e *effect.Error) *effect.Error {
+		e.Method, e.URL, e.Plugin = method, redacted, req.Plugin
+		return e.Scrub(scrub...)
+	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fail(withURL(effect.NewError(abi.EffectHTTP, req.Index, fmt.Errorf("scheme %q is not http or https", u.Scheme), true)))
 	}
@@ -131,13 +178,14 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 	if port == "" {
 		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
 	}
+	hostport := net.JoinHostPort(u.Hostname(), port)
 	if !req.Policy.HostAllowed(u.Hostname(), port) {
 		allowed := "none: set allow_hosts on the plugin"
 		if len(req.Policy.AllowedHosts) > 0 {
 			allowed = strings.Join(req.Policy.AllowedHosts, ", ")
 		}
 		return fail(withURL(effect.NewError(abi.EffectHTTP, req.Index,
-			fmt.Errorf("plugin %q may not reach host %s (allowed hosts: %s)", req.Plugin, net.JoinHostPort(u.Hostname(), port), allowed), true)))
+			fmt.Errorf("plugin %q may not reach host %s (allowed hosts: %s)", req.Plugin, hostport, allowed), true)))
 	}
 
 	var body []byte
@@ -202,21 +250,57 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 		hr.Header.Set(HeaderSignature, Sign(req.Policy.Secret, x.now(), body))
 	}
 
-	resp, err := x.client.Do(hr)
+	// The breaker is asked last, once the request is known to be valid:
+	// a permit must end in a result.
+	br := x.breakers.Get(req.Observer, u.Scheme+"://"+strings.ToLower(hostport), req.Policy.Breaker)
+	permit, err := br.Allow()
 	if err != nil {
+		e := withURL(effect.NewError(abi.EffectHTTP, req.Index, err, false))
+		x.logAttempt(ctx, req, method, u.Host, 0, start, e)
+		return effect.Result{Duration: time.Since(start), Detail: "not sent: circuit breaker " + br.State().String()}, e
+	}
+
+	resp, err := x.clientFor(req.Policy).Do(hr)
+	if err != nil {
+		var pe *PrivateAddressError
+		if errors.As(err, &pe) {
+			permit.Done(resilience.Ignore)
+			e := withURL(effect.NewError(abi.EffectHTTP, req.Index, fmt.Errorf(
+				"plugin %q may not connect to %s: %w; non-public addresses are refused unless allowed: list %q (or a CIDR containing it) in the plugin's allow_hosts, or set allow_private = true on the plugin",
+				req.Plugin, hostport, pe, pe.Addr.String()), true))
+			x.logAttempt(ctx, req, method, u.Host, 0, start, e)
+			return fail(e)
+		}
+		if ctx.Err() != nil {
+			permit.Done(resilience.Ignore) // abandoned by the caller: says nothing about the endpoint
+		} else {
+			permit.Done(resilience.Failure)
+		}
 		e := withURL(effect.NewError(abi.EffectHTTP, req.Index, transportError(ctx, actx, err, timeout), false))
 		x.logAttempt(ctx, req, method, u.Host, 0, start, e)
 		return fail(e)
 	}
 	status := resp.StatusCode
-	var snippet string
+	var head []byte
+	more := false
 	if status < 200 || status > 299 {
-		head, _ := io.ReadAll(io.LimitReader(resp.Body, effect.MaxBodySnippet+1))
-		snippet = effect.Snippet(head)
+		// Enough to hold any scrubbed value that starts inside the
+		// snippet (see effect.Error.SetBody), and one byte to tell
+		// whether the body goes on.
+		n := effect.MaxBodySnippet + min(scrubLen(scrub), maxScrubRead)
+		head, _ = io.ReadAll(io.LimitReader(resp.Body, int64(n)+1))
+		if more = len(head) > n; more {
+			head = head[:n]
+		}
 	}
 	// Drain so the connection goes back to the pool.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 	resp.Body.Close()
+	if breakerFailure(status) {
+		permit.Done(resilience.Failure)
+	} else {
+		permit.Done(resilience.Success)
+	}
 
 	res := effect.Result{Status: status, Duration: time.Since(start), Detail: resp.Status}
 	if status >= 200 && status <= 299 {
@@ -224,12 +308,48 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 		return res, nil
 	}
 	e := withURL(effect.NewError(abi.EffectHTTP, req.Index, nil, permanentStatus(status)))
-	e.Status, e.Body, e.Plugin = status, snippet, req.Plugin
-	if status >= 300 && status <= 399 {
+	e.Status = status
+	switch {
+	case status >= 300 && status <= 399:
 		e.Err = fmt.Errorf("redirect to %s not followed: point the url at the final endpoint", effect.Redact(resp.Header.Get("Location")))
+		e.Scrub(effect.URLSecrets(resp.Header.Get("Location"))...)
+	case status == nethttp.StatusTooManyRequests || status == nethttp.StatusServiceUnavailable:
+		if wait, capped, ok := parseRetryAfter(resp.Header.Get("Retry-After"), x.now(), x.maxRetryAfter); ok {
+			e.Err = &resilience.RetryAfterError{After: wait, Capped: capped}
+		}
 	}
+	e.SetBody(head, more)
 	x.logAttempt(ctx, req, method, u.Host, status, start, e)
 	return res, e
+}
+
+// maxScrubRead bounds the extra bytes of an error body read to scrub it.
+const maxScrubRead = 8 << 10
+
+func scrubLen(values []string) int {
+	n := 0
+	for _, v := range values {
+		n = max(n, len(v))
+	}
+	return n
+}
+
+// breakerFailure: the statuses that say the endpoint is unwell (408, 429,
+// 5xx). Other answers, 4xx included, show it up and answering.
+func breakerFailure(s int) bool {
+	return s == nethttp.StatusRequestTimeout || s == nethttp.StatusTooManyRequests || s >= 500
+}
+
+// sensitiveHeader reports whether a plugin-set header usually carries a
+// credential, whose value is then scrubbed from error texts.
+func sensitiveHeader(k string) bool {
+	k = strings.ToLower(k)
+	switch k {
+	case "authorization", "proxy-authorization", "cookie":
+		return true
+	}
+	return strings.Contains(k, "token") || strings.Contains(k, "secret") || strings.Contains(k, "key") ||
+		strings.Contains(k, "auth") || strings.Contains(k, "signature") || strings.Contains(k, "password")
 }
 
 // permanentStatus: 4xx other than 408 and 429, and 3xx (redirects are not

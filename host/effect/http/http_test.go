@@ -119,7 +119,7 @@ func TestHeadersAndSignature(t *testing.T) {
 
 func TestNoSecretNoTraceNoSignature(t *testing.T) {
 	rc := newReceiver(t, nil)
-	req := request(rc.URL, "*")
+	req := request(rc.URL, "127.0.0.1")
 	req.Effect.HTTP = &abi.HTTPEffect{URL: rc.URL, Body: "plain", Headers: map[string]string{"Traceparent": "plugin-made", "Content-Type": "text/plain"}}
 	if _, err := New(Options{UserAgent: "ua/2"}).Execute(context.Background(), req); err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestStatusClassification(t *testing.T) {
 				t.Fatalf("error %T %v, want *effect.Error with status %d", err, err, tt.status)
 			}
 			msg := err.Error()
-			for _, w := range []string{"http effect 0 of plugin webhook", "POST http://user:REDACTED@" + rc.hostport() + "/hook?token=REDACTED",
+			for _, w := range []string{"http effect 0 of plugin webhook", "POST http://REDACTED@" + rc.hostport() + "/hook?token=REDACTED",
 				"status " + strconv.Itoa(tt.status), `response body "receiver says no no`, "…"} {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error %q lacks %q", msg, w)
@@ -264,9 +264,12 @@ func TestHostNotAllowedRefusedBeforeAnyRequest(t *testing.T) {
 	if n := rc.count(); n != 0 || rc.newConns.Load() != 0 {
 		t.Errorf("receiver saw %d requests, %d connections; want none", n, rc.newConns.Load())
 	}
-	// Allowed forms: host:port, bare host (any port), "*".
-	for _, allowed := range []string{rc.hostport(), "127.0.0.1", "*"} {
-		if _, err := New(Options{}).Execute(context.Background(), request(rc.URL, allowed)); err != nil {
+	// Allowed forms: host:port, bare host (any port), a CIDR, and "*"
+	// (which needs allow_private for a loopback address).
+	for _, allowed := range []string{rc.hostport(), "127.0.0.1", "127.0.0.0/8", "*"} {
+		req := request(rc.URL, allowed)
+		req.Policy.AllowPrivate = allowed == "*"
+		if _, err := New(Options{}).Execute(context.Background(), req); err != nil {
 			t.Errorf("allow %q: %v", allowed, err)
 		}
 	}
@@ -338,7 +341,7 @@ func TestConnectionsAreReused(t *testing.T) {
 	x := New(Options{})
 	for i := range 40 {
 		fail.Store(i%2 == 1)
-		_, err := x.Execute(context.Background(), request(rc.URL, "*"))
+		_, err := x.Execute(context.Background(), request(rc.URL, rc.hostport()))
 		if (err != nil) != (i%2 == 1) {
 			t.Fatalf("request %d: %v", i, err)
 		}
@@ -355,7 +358,7 @@ func TestConnectionsAreReused(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 50 {
-				if _, err := x.Execute(context.Background(), request(rc.URL, "*")); err != nil {
+				if _, err := x.Execute(context.Background(), request(rc.URL, rc.hostport())); err != nil {
 					failed.Add(1)
 				}
 			}
@@ -373,12 +376,12 @@ func TestConnectionsAreReused(t *testing.T) {
 	if tuned > 16 {
 		t.Errorf("400 requests from 8 goroutines opened %d connections, want ≤ 16", tuned)
 	}
-	stock := New(Options{Client: &nethttp.Client{Transport: nethttp.DefaultTransport.(*nethttp.Transport).Clone()}})
+	stock := New(Options{Transport: nethttp.DefaultTransport.(*nethttp.Transport).Clone()})
 	before = rc.newConns.Load()
 	for range 8 {
 		wg.Go(func() {
 			for range 50 {
-				_, _ = stock.Execute(context.Background(), request(rc.URL, "*"))
+				_, _ = stock.Execute(context.Background(), request(rc.URL, rc.hostport()))
 			}
 		})
 	}

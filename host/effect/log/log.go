@@ -63,6 +63,12 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 	if strings.TrimSpace(l.Message) == "" {
 		return bad(fmt.Errorf("message is empty"))
 	}
+	// A plugin never gets the observer's secret from the host, but its
+	// config might hold a copy; the log line must not.
+	scrub := func(v string) string { return v }
+	if sec := req.Policy.Secret; sec != "" {
+		scrub = func(v string) string { return strings.ReplaceAll(v, sec, effect.Redacted) }
+	}
 	attrs := make([]slog.Attr, 0, 5)
 	if len(l.Fields) > 0 {
 		keys := make([]string, 0, len(l.Fields))
@@ -72,7 +78,7 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 		slices.Sort(keys)
 		fields := make([]any, 0, len(keys))
 		for _, k := range keys {
-			fields = append(fields, slog.String(k, l.Fields[k]))
+			fields = append(fields, slog.String(scrub(k), scrub(l.Fields[k])))
 		}
 		attrs = append(attrs, slog.Group("fields", fields...))
 	}
@@ -82,6 +88,6 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 		slog.String("plugin", req.Plugin),
 		slog.Int("effect", req.Index),
 	)
-	x.log.LogAttrs(ctx, level, l.Message, attrs...)
+	x.log.LogAttrs(ctx, level, scrub(l.Message), attrs...)
 	return effect.Result{Duration: time.Since(start), Detail: "logged"}, nil
 }

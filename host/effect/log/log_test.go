@@ -78,3 +78,18 @@ func TestBadLogEffectsArePermanent(t *testing.T) {
 		t.Errorf("bad effects wrote: %s", buf.String())
 	}
 }
+
+func TestSecretScrubbedFromLogEffects(t *testing.T) {
+	const secret = "whsec-0123456789abcdef"
+	var buf bytes.Buffer
+	x := New(slog.New(slog.NewJSONHandler(&buf, nil)))
+	r := req(&abi.LogEffect{Message: "signing with " + secret, Fields: map[string]string{"key": secret, secret: "as a name"}})
+	r.Policy.Secret = secret
+	if _, err := x.Execute(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if strings.Contains(out, secret) || strings.Count(out, effect.Redacted) != 3 {
+		t.Errorf("log line = %s", out)
+	}
+}
