@@ -103,6 +103,10 @@ type Plugin struct {
 	MaxInstances int // 0: the plugin host's default
 	// AllowHosts lists the hosts this plugin's http effects may reach.
 	AllowHosts []string
+	// AllowPrivate lets its http effects connect to non-public addresses
+	// (loopback, RFC 1918 …) whatever the host resolves to; without it only
+	// the private addresses named by IP or CIDR entries of AllowHosts.
+	AllowPrivate bool
 	// Config is the plugin's default config, a JSON object (nil if none).
 	Config json.RawMessage
 }
@@ -138,6 +142,9 @@ type Observer struct {
 	Action    Step
 	Retry     resilience.Policy
 	HTTP      HTTP
+	// Breaker is the circuit breaker config of each endpoint this
+	// observer's http effects reach (Enabled false: none).
+	Breaker resilience.BreakerConfig
 }
 
 // Matches reports whether op is one of o's operations.
@@ -151,12 +158,16 @@ func (o *Observer) Matches(op abi.Operation) bool {
 }
 
 // EffectPolicy is what o's effects may do: the action plugin's allowed
-// hosts, o's signing secret and timeout.
+// hosts and private-address allowance, o's signing secret, timeout and
+// circuit breaker.
 func (c *Config) EffectPolicy(o *Observer) effect.Policy {
+	p := c.Plugins[o.Action.Plugin]
 	return effect.Policy{
-		AllowedHosts: c.Plugins[o.Action.Plugin].AllowHosts,
+		AllowedHosts: p.AllowHosts,
+		AllowPrivate: p.AllowPrivate,
 		Secret:       o.HTTP.Secret,
 		Timeout:      o.HTTP.Timeout,
+		Breaker:      o.Breaker,
 	}
 }
 

@@ -106,8 +106,23 @@ func TestResolvedValues(t *testing.T) {
 	if merged["url"] != "http://127.0.0.1:9000/payments" || merged["method"] != "POST" {
 		t.Errorf("action config not merged (step wins): %v", merged)
 	}
-	if p := cfg.EffectPolicy(&o); p.Secret != "s3cr3t-from-env" || p.Timeout != 3*time.Second || len(p.AllowedHosts) != 3 {
+	wantBreaker := resilience.BreakerConfig{Enabled: true, FailureRatio: 0.25, Window: time.Minute, MinRequests: 20,
+		OpenTimeout: 10 * time.Second, HalfOpenProbes: 3}
+	if p := cfg.EffectPolicy(&o); p.Secret != "s3cr3t-from-env" || p.Timeout != 3*time.Second || len(p.AllowedHosts) != 5 ||
+		!p.AllowPrivate || p.Breaker != wantBreaker {
 		t.Errorf("EffectPolicy = %+v", p)
+	}
+	// Breaker keys left out keep their default; enabled = false turns it off.
+	def := resilience.DefaultBreakerConfig()
+	if b := cfg.Observers[1].Breaker; b.Enabled {
+		t.Errorf("breaker = { enabled = false } gave %+v", b)
+	}
+	def.FailureRatio = 1
+	if b := cfg.Observers[2].Breaker; b != def {
+		t.Errorf("breaker = { failure_ratio = 1 } gave %+v, want %+v", b, def)
+	}
+	if err := cfg.Observers[2].Breaker.Validate(); err != nil {
+		t.Error(err)
 	}
 	if cfg.Plugins["webhook"].Path != filepath.Join("testdata", "plugins", "webhook") || cfg.Plugins["webhook"].MaxOutput != 65536 {
 		t.Errorf("plugin = %+v", cfg.Plugins["webhook"])

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -227,6 +228,29 @@ func (t *table) boolean(k string, def bool) bool {
 		return def
 	}
 	return b
+}
+
+// ratio reads a number in (0, 1]: a float, or the integer 1.
+func (t *table) ratio(k string, def float64) float64 {
+	v, ok := t.get(k)
+	if !ok {
+		return def
+	}
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case int64:
+		f = float64(x)
+	default:
+		t.errorf(k, "got %s, want a number greater than 0 and at most 1, such as 0.5", describe(v))
+		return def
+	}
+	if !(f > 0 && f <= 1) {
+		t.errorf(k, "got %v, want a number greater than 0 and at most 1, such as 0.5", f)
+		return def
+	}
+	return f
 }
 
 // duration reads a Go duration string ("500ms", "2s", "1m30s") > 0.
@@ -580,6 +604,7 @@ func (d *decoder) plugin(name string, t *table) (Plugin, map[string]any) {
 			d.errorf(fmt.Sprintf("%s[%d]", t.key("allow_hosts"), i), "", "%s", msg)
 		}
 	}
+	p.AllowPrivate = t.boolean("allow_private", false)
 	var defaults map[string]any
 	if ct := t.sub("config"); ct != nil {
 		defaults = ct.m
@@ -589,13 +614,24 @@ func (d *decoder) plugin(name string, t *table) (Plugin, map[string]any) {
 	return p, defaults
 }
 
-// checkHost validates an allow_hosts entry: "*", "host" or "host:port".
+// checkHost validates an allow_hosts entry: "*", "host", "host:port" or
+// a CIDR range.
 func checkHost(h string) string {
 	if h == "*" {
 		return ""
 	}
+	if strings.Contains(h, "/") && !strings.Contains(h, "//") {
+		pfx, err := netip.ParsePrefix(h)
+		switch {
+		case err != nil:
+			return fmt.Sprintf("got %q, want a CIDR range such as \"10.0.0.0/8\" or \"fd00::/8\" (no port): %v", h, err)
+		case pfx != pfx.Masked():
+			return fmt.Sprintf("got %q: the range has host bits set, want %q", h, pfx.Masked())
+		}
+		return ""
+	}
 	if h == "" || strings.Contains(h, "/") || strings.ContainsAny(h, " \t@?#") {
-		return fmt.Sprintf("got %q, want a host (\"api.example.com\"), host:port (\"127.0.0.1:9000\") or \"*\", not a URL", h)
+		return fmt.Sprintf("got %q, want a host (\"api.example.com\"), host:port (\"127.0.0.1:9000\"), a CIDR range (\"10.0.0.0/8\") or \"*\", not a URL", h)
 	}
 	host, port := h, ""
 	if strings.HasPrefix(h, "[") {
@@ -709,6 +745,22 @@ func (d *decoder) observer(t *table, plugins map[string]Plugin, defaults map[str
 			rt.errorf("initial_delay", "%s is greater than max_delay %s", o.Retry.InitialDelay, o.Retry.MaxDelay)
 		}
 		rt.done()
+	}
+
+	o.Breaker = resilience.DefaultBreakerConfig()
+	if bt := t.sub("breaker"); bt != nil {
+		b := &o.Breaker
+		b.Enabled = bt.boolean("enabled", b.Enabled)
+		b.FailureRatio = bt.ratio("failure_ratio", b.FailureRatio)
+		b.Window = bt.duration("window", b.Window)
+		b.MinRequests = bt.integer("min_requests", b.MinRequests, 1, resilience.MaxBreakerMinRequests)
+		b.OpenTimeout = bt.duration("open_timeout", b.OpenTimeout)
+		b.HalfOpenProbes = bt.integer("half_open_probes", b.HalfOpenProbes, 1, resilience.MaxHalfOpenProbes)
+		if _, set := bt.m["window"]; set && b.Window < resilience.MinBreakerWindow {
+			bt.errorf("window", "got %q, want at least %s", b.Window, resilience.MinBreakerWindow)
+			b.Window = resilience.DefaultBreakerConfig().Window
+		}
+		bt.done()
 	}
 
 	o.HTTP.Timeout = DefaultHTTPTimeout

@@ -65,7 +65,10 @@
 //	timeout = "2s"                 # per call
 //	max_output = "1MiB"            # per call
 //	max_instances = 0              # pooled instances; 0 = the plugin host's default
-//	allow_hosts = ["127.0.0.1:9000"]  # hosts its http effects may reach ("*": any)
+//	allow_hosts = ["127.0.0.1:9000"]  # hosts its http effects may reach: "host", "host:port",
+//	                               # an IP, a CIDR ("10.0.0.0/8") or "*" (any public host)
+//	allow_private = false          # true: may connect to private/loopback/link-local addresses
+//	                               # (without it, only those named by IP or CIDR entries above)
 //	config = { method = "POST" }   # default config, merged under each step's
 //
 //	[plugins.field-filter]
@@ -83,8 +86,11 @@
 //	action = { plugin = "webhook", config = { url = "http://127.0.0.1:9000/hook" } }  # required
 //	retry = { strategy = "exponential", max_attempts = 5, initial_delay = "200ms", max_delay = "30s", jitter = true }
 //	http = { timeout = "10s", secret_env = "WEBHOOK_SECRET" }  # or secret_file = "…", or secret = "…"
+//	breaker = { enabled = true, failure_ratio = 0.5, window = "30s", min_requests = 10, open_timeout = "30s", half_open_probes = 1 }
 //
 // A step's effective plugin config is the plugin's config table with the
 // step's config laid over it (top-level keys of the step win), as JSON.
 // retry strategies are exponential, linear and fixed (see host/resilience).
+// breaker is the circuit breaker of each endpoint (scheme://host:port) the
+// observer's http effects reach; its keys default as shown.
 package config

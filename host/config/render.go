@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/fraiseql/observer/host/resilience"
 )
 
 // Redacted stands in for a secret in any rendering of a Config.
@@ -83,6 +85,7 @@ type pluginView struct {
 	MaxOutput    string          `json:"max_output"`
 	MaxInstances int             `json:"max_instances"`
 	AllowHosts   []string        `json:"allow_hosts"`
+	AllowPrivate bool            `json:"allow_private"`
 	Config       json.RawMessage `json:"config,omitempty"`
 }
 
@@ -105,15 +108,32 @@ type httpView struct {
 	SecretFrom string `json:"secret_from,omitempty"`
 }
 
+type breakerView struct {
+	Enabled        bool    `json:"enabled"`
+	FailureRatio   float64 `json:"failure_ratio,omitempty"`
+	Window         string  `json:"window,omitempty"`
+	MinRequests    int     `json:"min_requests,omitempty"`
+	OpenTimeout    string  `json:"open_timeout,omitempty"`
+	HalfOpenProbes int     `json:"half_open_probes,omitempty"`
+}
+
+func breakerOf(b resilience.BreakerConfig) breakerView {
+	if !b.Enabled {
+		return breakerView{}
+	}
+	return breakerView{true, b.FailureRatio, dur(b.Window), b.MinRequests, dur(b.OpenTimeout), b.HalfOpenProbes}
+}
+
 type observerView struct {
-	Name       string     `json:"name"`
-	Entity     string     `json:"entity"`
-	Operations []string   `json:"operations"`
-	Condition  string     `json:"condition,omitempty"`
-	Filters    []stepView `json:"filters"`
-	Action     stepView   `json:"action"`
-	Retry      retryView  `json:"retry"`
-	HTTP       httpView   `json:"http"`
+	Name       string      `json:"name"`
+	Entity     string      `json:"entity"`
+	Operations []string    `json:"operations"`
+	Condition  string      `json:"condition,omitempty"`
+	Filters    []stepView  `json:"filters"`
+	Action     stepView    `json:"action"`
+	Retry      retryView   `json:"retry"`
+	HTTP       httpView    `json:"http"`
+	Breaker    breakerView `json:"breaker"`
 }
 
 type configView struct {
@@ -160,14 +180,15 @@ func (c *Config) view() configView {
 		if hosts == nil {
 			hosts = []string{}
 		}
-		v.Plugins[name] = pluginView{p.Path, FormatSize(p.MemoryLimit), dur(p.Timeout), FormatSize(p.MaxOutput), p.MaxInstances, hosts, p.Config}
+		v.Plugins[name] = pluginView{p.Path, FormatSize(p.MemoryLimit), dur(p.Timeout), FormatSize(p.MaxOutput), p.MaxInstances, hosts, p.AllowPrivate, p.Config}
 	}
 	for _, o := range c.Observers {
 		ov := observerView{
 			Name: o.Name, Entity: o.Entity, Condition: o.Condition.String(),
 			Filters: []stepView{}, Action: stepView{o.Action.Plugin, o.Action.Config},
-			Retry: retryView{string(o.Retry.Strategy), o.Retry.MaxAttempts, dur(o.Retry.InitialDelay), dur(o.Retry.MaxDelay), o.Retry.Jitter},
-			HTTP:  o.HTTP.view(),
+			Retry:   retryView{string(o.Retry.Strategy), o.Retry.MaxAttempts, dur(o.Retry.InitialDelay), dur(o.Retry.MaxDelay), o.Retry.Jitter},
+			HTTP:    o.HTTP.view(),
+			Breaker: breakerOf(o.Breaker),
 		}
 		for _, op := range o.Operations {
 			ov.Operations = append(ov.Operations, string(op))
