@@ -25,8 +25,8 @@ C_FLAGS    := $(C_TARGET) -Os $(C_WARN) -ffreestanding -nostdlib -I$(C_SDK) \
 C_FLAGS_LIBC := $(C_TARGET) -Os $(C_WARN) -mexec-model=reactor -Wl,--strip-all -Wl,--stack-first
 
 # All present: the compiler, wasm-ld, wasi-libc and the wasm32 builtins.
-C_HAVE = command -v $(C_CC) >/dev/null 2>&1 && command -v wasm-ld >/dev/null 2>&1 && \
-         [ -f $(C_LIBC) ] && [ -f "$$($(C_CC) $(C_TARGET) -print-libgcc-file-name 2>/dev/null)" ]
+C_HAVE = ( command -v $(C_CC) >/dev/null 2>&1 && command -v wasm-ld >/dev/null 2>&1 && \
+         [ -f $(C_LIBC) ] && [ -f "$$($(C_CC) $(C_TARGET) -print-libgcc-file-name 2>/dev/null)" ] )
 
 EXAMPLES_C := $(patsubst examples/plugins/c/%/,%,$(sort $(dir $(wildcard examples/plugins/c/*/*.c))))
 EXAMPLES_C_WASM := $(EXAMPLES_C:%=$(BIN)/examples/c/%.wasm) $(BIN)/examples/c/extism-style.wasm
@@ -44,7 +44,7 @@ toolchain-c:
 	fi; \
 	if ! $(C_HAVE); then \
 	  if [ -n "$$CI" ]; then echo "toolchain-c: clang, wasm-ld, wasi-libc or the wasm32 builtins are missing (CI is set: failing). apt-get install $(C_APT)"; exit 1; fi; \
-	  echo "toolchain-c: WARNING: clang, wasm-ld, wasi-libc or the wasm32 builtins are missing and could not be installed (not root?): apt-get install $(C_APT)"; \
+	  echo "toolchain-c: WARNING: clang, wasm-ld, wasi-libc or the wasm32 builtins are still missing (installing needs root and apt): apt-get install $(C_APT)"; \
 	fi
 
 # Builds every C example; without the toolchain it fails under CI and is

@@ -22,7 +22,7 @@ toolchain-wat:
 	fi; \
 	if ! command -v $(WAT2WASM) >/dev/null 2>&1; then \
 	  if [ -n "$$CI" ]; then echo "toolchain-wat: $(WAT2WASM) is missing (CI is set: failing). apt-get install $(WAT_APT)"; exit 1; fi; \
-	  echo "toolchain-wat: WARNING: $(WAT2WASM) is missing and could not be installed (not root?): apt-get install $(WAT_APT)"; \
+	  echo "toolchain-wat: WARNING: $(WAT2WASM) is still missing (installing needs root and apt): apt-get install $(WAT_APT)"; \
 	fi
 
 # Builds every WAT example; without wat2wasm it fails under CI and is
