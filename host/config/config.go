@@ -34,6 +34,7 @@ type Config struct {
 	Runtime   Runtime
 	Plugins   map[string]Plugin
 	Observers []Observer
+	Admin     Admin
 }
 
 // Settings is the [observer] table: the daemon as a whole.

@@ -444,6 +444,12 @@ func (d *decoder) decode(data []byte) *Config {
 	cfg.Runtime.CacheDir = d.resolve(rt.str("cache_dir", DefaultCacheDir))
 	rt.done()
 
+	at := root.sub("admin")
+	if at == nil {
+		at = d.table("admin", "", nil)
+	}
+	cfg.Admin = d.adminSettings(at)
+
 	pluginDefaults := map[string]map[string]any{}
 	if ps := root.sub("plugins"); ps != nil {
 		for _, name := range slices.Sorted(maps.Keys(ps.m)) {

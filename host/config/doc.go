@@ -59,6 +59,13 @@
 //	[runtime]
 //	cache_dir = ".cache/observer/wasm"  # compiled-module cache
 //
+//	[admin]
+//	enabled = true                 # the admin HTTP server (metrics, status, reload)
+//	address = "127.0.0.1:9464"     # "" disables; not loopback → a token is required
+//	# token_env = "OBSERVER_ADMIN_TOKEN"  # bearer token from this variable,
+//	# token_file = "admin.token"          # or from this file (one of them)
+//	journal_size = 10000           # recent events debug-event explains; 0: none
+//
 //	[plugins.webhook]
 //	path = "plugins/webhook.wasm"  # required; must exist
 //	memory_limit = "64MiB"         # guest memory cap

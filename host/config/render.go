@@ -143,6 +143,7 @@ type configView struct {
 	Runtime   map[string]string     `json:"runtime"`
 	Plugins   map[string]pluginView `json:"plugins"`
 	Observers []observerView        `json:"observers"`
+	Admin     adminView             `json:"admin"`
 }
 
 func dur(d time.Duration) string { return d.String() }
@@ -173,6 +174,7 @@ func (c *Config) view() configView {
 		Runtime:   map[string]string{"cache_dir": c.Runtime.CacheDir},
 		Plugins:   map[string]pluginView{},
 		Observers: []observerView{},
+		Admin:     c.Admin.view(),
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Plugins)) {
 		p := c.Plugins[name]
