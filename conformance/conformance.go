@@ -181,11 +181,19 @@ func Run(ctx context.Context, h *pluginhost.Host, wasmPath string, opts Options)
 	for _, role := range m.Roles {
 		if fr := future[role]; fr.n > 0 {
 			fr.Got = fmt.Sprintf("%d vectors resent", fr.n)
+			if len(fr.Diff) > maxFutureDiffs {
+				n := len(fr.Diff) - maxFutureDiffs
+				fr.Diff = append(fr.Diff[:maxFutureDiffs], fmt.Sprintf("... and %d more vectors", n))
+			}
 			rep.add(fr.Result)
 		}
 	}
 	return rep, nil
 }
+
+// maxFutureDiffs caps the vectors listed by a failed forward-compatibility
+// check: a plugin that rejects 1.1 inputs usually rejects all of them.
+const maxFutureDiffs = 5
 
 // loader keeps one loaded plugin per distinct set of limits.
 type loader struct {
