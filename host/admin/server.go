@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -168,6 +169,9 @@ func New(cfg Config, b Backend) (*Server, error) {
 // It returns once the address is bound, or the bind error.
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Address)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("admin: listen on %s: the address is in use (another observer on this machine? give each instance its own [admin] address, or disable it): %w", s.cfg.Address, err)
+	}
 	if err != nil {
 		return fmt.Errorf("admin: listen on %s: %w", s.cfg.Address, err)
 	}

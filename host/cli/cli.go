@@ -116,6 +116,9 @@ durable checkpoint.`,
 		a.dlqCommand(),
 		a.pluginCommand(),
 		a.versionCommand(),
+		a.statusCommand(),
+		a.debugEventCommand(),
+		a.reloadCommand(),
 	)
 	return root
 }

@@ -112,7 +112,7 @@ var (
 	descLeader = prometheus.NewDesc("observer_leader",
 		"1 while this instance captures the source (leads), else 0.", nil, nil)
 	descBreaker = prometheus.NewDesc("observer_circuit_breaker_state",
-		"Circuit breaker state by effect endpoint: 0 closed, 1 half-open, 2 open.", []string{lEndpoint}, nil)
+		"Circuit breaker state by observer and effect endpoint: 0 closed, 1 half-open, 2 open.", []string{lObserver, lEndpoint}, nil)
 )
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -124,8 +124,8 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
+	t := m.currentTarget()
 	m.mu.Lock()
-	t := m.target
 	reads := make(map[string]uint64, len(m.readBase)+1)
 	for s, n := range m.readBase {
 		reads[s] = n
@@ -133,13 +133,13 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Unlock()
 
 	leader := 0.0
-	if m.leader.Load() {
+	if m.isLeader() {
 		leader = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, leader)
 	if t.Breakers != nil {
-		for _, b := range t.Breakers() {
-			ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, breakerValue(b.State), b.Endpoint)
+		for _, b := range t.Breakers.Snapshot() {
+			ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, breakerValue(b.State), b.Observer, b.Endpoint)
 		}
 	}
 	if t.Engine != nil {

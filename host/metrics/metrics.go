@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fraiseql/observer/host/engine"
+	"github.com/fraiseql/observer/host/resilience"
 	"github.com/fraiseql/observer/host/source"
 )
 
@@ -36,18 +37,10 @@ var stages = [...]string{StageCapture, StageRoute, StagePlugin, StageEffect, Sta
 // Stages returns the stage names in pipeline order.
 func Stages() []string { return append([]string(nil), stages[:]...) }
 
-// Breaker states as the observer_circuit_breaker_state gauge encodes them.
-const (
-	BreakerClosed   = "closed"
-	BreakerHalfOpen = "half-open"
-	BreakerOpen     = "open"
-)
-
-// BreakerState is one circuit breaker's state.
-type BreakerState struct {
-	Endpoint string `json:"endpoint"`
-	// State is BreakerClosed, BreakerHalfOpen or BreakerOpen.
-	State string `json:"state"`
+// Breakers is the circuit breaker registry of an engine
+// (*resilience.Breakers).
+type Breakers interface {
+	Snapshot() []resilience.BreakerSnapshot
 }
 
 // StatsReader is the engine as the gauges read it (*engine.Engine).
@@ -65,8 +58,8 @@ type Target struct {
 	Engine StatsReader
 	// Inspector gives the source head (lag) and the dead-letter count.
 	Inspector source.Inspector
-	// Breakers returns the circuit breakers' states; nil means none.
-	Breakers func() []BreakerState
+	// Breakers is the engine's circuit breaker registry; nil means none.
+	Breakers Breakers
 }
 
 // Options configure New.
@@ -85,6 +78,14 @@ type Options struct {
 	// NoRuntimeCollectors leaves out the Go runtime and process
 	// collectors (go_*, process_*), which are on by default.
 	NoRuntimeCollectors bool
+	// Target, when set, is asked for the current target whenever one is
+	// needed (a scrape, Status) instead of the one SetTarget gave: the
+	// process's supervisor can then answer from its own state. A change
+	// of engine is noticed by comparing Target().Engine with the last one
+	// seen.
+	Target func() Target
+	// Leader, when set, replaces SetLeader's value for observer_leader.
+	Leader func() bool
 	// Logger receives look-up failures at debug level; nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -121,11 +122,12 @@ type Metrics struct {
 
 	leader atomic.Bool
 
-	mu sync.Mutex // guards target, readBase and the look-up caches
+	mu sync.Mutex // guards target and readBase
 	// target is the current engine; readBase the events read by engines
 	// before it, per source.
 	target   Target
 	readBase map[string]uint64
+	// Inspector look-ups, cached.
 	head     cached[source.Head]
 	dead     cached[int64]
 }
@@ -215,8 +217,8 @@ func New(opts Options) *Metrics {
 		}, []string{lObserver, lStage}),
 		breakerTrans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "observer_circuit_breaker_transitions_total",
-			Help: "Circuit breaker state changes, by endpoint and the state entered.",
-		}, []string{lEndpoint, lTo}),
+			Help: "Circuit breaker state changes, by observer, endpoint and the state entered (closed, half-open, open).",
+		}, []string{lObserver, lEndpoint, lTo}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "observer_config_reloads_total",
 			Help: "Configuration reloads, by result (success, failure).",
@@ -257,16 +259,23 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // SetTarget points the scrape-time metrics at a new engine. The previous
 // engine's events-read count is kept in a base, so call it after the
-// previous engine's Run returned.
+// previous engine's Run returned. Options.Target, when set, overrides it.
 func (m *Metrics) SetTarget(t Target) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old := m.target; old.Engine != nil {
+	m.setTargetLocked(t)
+}
+
+func (m *Metrics) setTargetLocked(t Target) {
+	old := m.target
+	if old.Engine != nil && old.Engine != t.Engine {
 		m.readBase[old.Source] += old.Engine.Stats().EventsRead
 	}
+	if old.Engine != t.Engine || old.Inspector != t.Inspector {
+		m.head.reset()
+		m.dead.reset()
+	}
 	m.target = t
-	m.head.reset()
-	m.dead.reset()
 }
 
 // SetLeader sets observer_leader: whether this instance captures now.
@@ -281,25 +290,41 @@ func (m *Metrics) Reloaded(err error) {
 	m.reloads.WithLabelValues(r).Inc()
 }
 
-// BreakerChanged counts one circuit breaker transition; pass it as the
-// breaker registry's state-change callback. Unknown state names are
-// counted as they are.
-func (m *Metrics) BreakerChanged(endpoint, from, to string) {
-	m.breakerTrans.WithLabelValues(endpoint, to).Inc()
+// BreakerChanged counts one circuit breaker transition. Pass it as
+// resilience.BreakersOptions.OnStateChange (or call it from there).
+func (m *Metrics) BreakerChanged(c resilience.StateChange) {
+	m.breakerTrans.WithLabelValues(c.Observer, c.Endpoint, c.To.String()).Inc()
 }
 
+// currentTarget returns the target, asking Options.Target when set.
 func (m *Metrics) currentTarget() Target {
+	var t Target
+	if m.opts.Target != nil {
+		t = m.opts.Target()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.opts.Target != nil {
+		m.setTargetLocked(t)
+	}
 	return m.target
 }
 
-// breakerValue encodes a breaker state for the gauge.
-func breakerValue(state string) float64 {
-	switch state {
-	case BreakerOpen:
+// isLeader is observer_leader's value.
+func (m *Metrics) isLeader() bool {
+	if m.opts.Leader != nil {
+		return m.opts.Leader()
+	}
+	return m.leader.Load()
+}
+
+// breakerValue encodes a breaker state for the gauge: 0 closed, 1
+// half-open, 2 open (resilience.State numbers them differently).
+func breakerValue(s resilience.State) float64 {
+	switch s {
+	case resilience.Open:
 		return 2
-	case BreakerHalfOpen:
+	case resilience.HalfOpen:
 		return 1
 	}
 	return 0

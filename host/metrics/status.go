@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/observer/host/engine"
+	"github.com/fraiseql/observer/host/resilience"
 )
 
 // Status is what `observer status` shows: one JSON document from the
@@ -26,7 +27,8 @@ type Status struct {
 	Sources       []SourceStatus   `json:"sources"`
 	Throughput    Throughput       `json:"throughput"`
 	Observers     []ObserverStatus `json:"observers"`
-	Breakers      []BreakerState   `json:"breakers"`
+	// Breakers are the circuit breakers, sorted by endpoint then observer.
+	Breakers []resilience.BreakerSnapshot `json:"breakers"`
 	// Stages are the latency percentiles per stage in pipeline order:
 	// capture, route, plugin, effect, then total.
 	Stages []StageLatency `json:"stages"`
@@ -129,25 +131,16 @@ func (m *Metrics) Status(ctx context.Context) Status {
 	t := m.currentTarget()
 	s := Status{
 		Version:       m.opts.Version,
-		Leader:        m.leader.Load(),
+		Leader:        m.isLeader(),
 		StartedAt:     m.started,
 		UptimeSeconds: now.Sub(m.started).Seconds(),
 		Sources:       []SourceStatus{},
 		Observers:     []ObserverStatus{},
-		Breakers:      []BreakerState{},
+		Breakers:      []resilience.BreakerSnapshot{},
 		Throughput:    m.Throughput(),
 	}
 	if t.Breakers != nil {
-		s.Breakers = append(s.Breakers, t.Breakers()...)
-		slices.SortFunc(s.Breakers, func(a, b BreakerState) int {
-			switch {
-			case a.Endpoint < b.Endpoint:
-				return -1
-			case a.Endpoint > b.Endpoint:
-				return 1
-			}
-			return 0
-		})
+		s.Breakers = append(s.Breakers, t.Breakers.Snapshot()...)
 	}
 	if t.Engine != nil {
 		st := t.Engine.Stats()
