@@ -8,11 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/fraiseql/observer/host/pluginhost/internal/instrument"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
@@ -95,6 +98,9 @@ func (l Limits) validate() error {
 }
 
 const wasmPage = 64 << 10
+
+// memoryLimit is MemoryBytes rounded down to whole pages.
+func (l Limits) memoryLimit() uint64 { return l.MemoryBytes / wasmPage * wasmPage }
 
 // Spec says which module to load and how to bound it.
 type Spec struct {
@@ -226,6 +232,12 @@ func (h *Host) load(ctx context.Context, spec Spec) (*Plugin, error) {
 	if err := lim.validate(); err != nil {
 		return nil, err
 	}
+	// The memory cap is enforced by the instance's allocator (see
+	// linearMemory), not by wazero's page limit, so the declared minimum
+	// is checked here.
+	if pages, ok, err := instrument.MemoryMin(bin); err == nil && ok && uint64(pages)*wasmPage > lim.memoryLimit() {
+		return nil, fmt.Errorf("the module's memory declares a minimum of %d bytes, above the limit of %d bytes (Limits.MemoryBytes)", uint64(pages)*wasmPage, lim.MemoryBytes)
+	}
 	name := spec.Name
 	if name == "" {
 		name = filepath.Base(spec.Path)
@@ -259,17 +271,57 @@ func (h *Host) load(ctx context.Context, spec Spec) (*Plugin, error) {
 	if _, has := p.exports["describe"]; !has {
 		return nil, errors.New(`the module has no "describe" export, so it is not an observer plugin (abi/SPEC.md)`)
 	}
-	for _, def := range compiled.ImportedFunctions() {
-		mod, fn, _ := def.Import()
-		if mod != envModule && mod != wasi_snapshot_preview1.ModuleName {
-			return nil, fmt.Errorf("the module imports %s.%s; observer provides only %q and %q", mod, fn, envModule, wasi_snapshot_preview1.ModuleName)
-		}
+	if err := p.checkImports(compiled); err != nil {
+		return nil, err
 	}
+	_, p.hasStart = p.exports[instrument.StartExportName]
+	p.hasStart = p.hasStart && p.interrupt == InterruptInstrument
 	if err := p.describe(ctx); err != nil {
 		return nil, err
 	}
 	ok = true
 	return p, nil
+}
+
+// checkImports refuses, naming it, an import the host does not provide or
+// provides with another signature, before anything is instantiated
+// (wazero would only say so when instantiating).
+func (p *Plugin) checkImports(compiled wazero.CompiledModule) error {
+	provided := map[string]map[string]api.FunctionDefinition{}
+	for _, name := range []string{envModule, wasi_snapshot_preview1.ModuleName} {
+		provided[name] = p.rt.Module(name).ExportedFunctionDefinitions()
+	}
+	for _, def := range compiled.ImportedFunctions() {
+		mod, fn, _ := def.Import()
+		fns, ok := provided[mod]
+		if !ok {
+			return fmt.Errorf("the module imports %s.%s; observer provides only the modules %q and %q (abi/SPEC.md §1)", mod, fn, envModule, wasi_snapshot_preview1.ModuleName)
+		}
+		have, ok := fns[fn]
+		if !ok {
+			return fmt.Errorf("the module imports %s.%s, which observer does not provide (abi/SPEC.md §1 lists the imports)", mod, fn)
+		}
+		if !slices.Equal(def.ParamTypes(), have.ParamTypes()) || !slices.Equal(def.ResultTypes(), have.ResultTypes()) {
+			return fmt.Errorf("the module imports %s.%s with the signature %s; observer provides %s", mod, fn, signature(def), signature(have))
+		}
+	}
+	for _, mem := range compiled.ImportedMemories() {
+		mod, name, _ := mem.Import()
+		return fmt.Errorf("the module imports the memory %s.%s; observer provides no memory: a plugin defines its own", mod, name)
+	}
+	return nil
+}
+
+// signature renders a function type as "(i64, i32) -> i64".
+func signature(def api.FunctionDefinition) string {
+	names := func(ts []api.ValueType) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = api.ValueTypeName(t)
+		}
+		return "(" + strings.Join(s, ", ") + ")"
+	}
+	return names(def.ParamTypes()) + " -> " + names(def.ResultTypes())
 }
 
 // compile sets p.rt to a new runtime and compiles the module in it: the
@@ -311,7 +363,10 @@ func (h *Host) runtime(ctx context.Context, p *Plugin, mode InterruptMode, bin [
 	rcfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(h.cache).
 		WithCloseOnContextDone(mode == InterruptContext).
-		WithMemoryLimitPages(uint32(p.limits.MemoryBytes / wasmPage))
+		// wazero's own limit stays at the 4 GiB maximum: a grow it refused
+		// would not be seen, while linearMemory sees and refuses every grow
+		// past Limits.MemoryBytes (and load checks the declared minimum).
+		WithMemoryLimitPages(65536)
 	p.rt = wazero.NewRuntimeWithConfig(ctx, rcfg)
 	p.interrupt = mode
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
@@ -322,7 +377,7 @@ func (h *Host) runtime(ctx context.Context, p *Plugin, mode InterruptMode, bin [
 	}
 	compiled, err := p.rt.CompileModule(ctx, bin)
 	if err != nil {
-		return nil, fmt.Errorf("not a valid WebAssembly module for this host (limit %d bytes of memory): %w", p.limits.MemoryBytes, err)
+		return nil, fmt.Errorf("not a valid WebAssembly module for this host: %w", err)
 	}
 	return compiled, nil
 }

@@ -15,6 +15,15 @@ const envModule = "extism:host/env"
 // maxLogBytes caps one log line from a guest.
 const maxLogBytes = 4 << 10
 
+// maxLogLinesPerCall and maxLogBytesPerCall cap what one call may log
+// (after each line is cut at maxLogBytes): lines past either are dropped
+// and counted in one warning after the call, so that a guest logging in a
+// loop cannot flood the host's log.
+const (
+	maxLogLinesPerCall = 256
+	maxLogBytesPerCall = 64 << 10
+)
+
 // maxVarBytes caps the total size of an instance's Extism vars.
 const maxVarBytes = 1 << 20
 
@@ -184,7 +193,13 @@ func instantiateEnv(ctx context.Context, rt wazero.Runtime) error {
 				if len(msg) > maxLogBytes {
 					msg = msg[:maxLogBytes]
 				}
-				in.p.log.LogAttrs(ctx, level, string(msg), slog.String("plugin", in.p.name))
+				if in.logLines >= maxLogLinesPerCall || in.logBytes+len(msg) > maxLogBytesPerCall {
+					in.logDropped++
+				} else {
+					in.logLines++
+					in.logBytes += len(msg)
+					in.p.log.LogAttrs(ctx, level, string(msg), slog.String("plugin", in.p.name))
+				}
 			}
 			in.k.free(s[0])
 		})

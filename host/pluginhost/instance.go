@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/fraiseql/observer/host/pluginhost/internal/instrument"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 )
 
@@ -54,6 +56,21 @@ type instance struct {
 	vars     map[string][]byte
 	varBytes int
 
+	// mem is the linear memory, allocated by the host so that a refused
+	// memory.grow is seen; nil until instantiated (or for a module
+	// without memory).
+	mem *linearMemory
+	// growRefused is the size a memory.grow asked for and was refused
+	// during this call, 0 if none.
+	growRefused uint64
+	// kernelCap is the kernel slab capacity last added to the plugin's
+	// total.
+	kernelCap int64
+
+	// Log lines and bytes written in this call, and lines dropped past
+	// the per-call limits.
+	logLines, logBytes, logDropped int
+
 	// Set by a host function that aborts the call.
 	broken     bool // the last call trapped
 	faultKind  ErrorKind
@@ -88,6 +105,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	in.ctx = context.WithValue(context.Background(), instanceKey{}, in)
 	in.enc = json.NewEncoder(&in.encBuf)
 	in.enc.SetEscapeHTML(false)
+	p.created.Add(1)
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(). // reactors: _initialize is called below, under the limits
@@ -95,9 +113,9 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		WithWalltime(func() (int64, int32) { return 0, 0 }, sys.ClockResolution(1)).
 		WithNanotime(func() int64 { in.nanos += 1000; return in.nanos }, sys.ClockResolution(1)).
 		WithRandSource(rand.NewChaCha8(randSeed))
-	mod, err := p.rt.InstantiateModule(in.ctx, p.compiled, cfg)
+	mod, err := in.instantiate(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("instantiate: %w", err)
+		return nil, err
 	}
 	in.mod = mod
 	if p.interrupt == InterruptInstrument {
@@ -114,8 +132,16 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	p.liveMu.Lock()
 	p.live[in] = struct{}{}
 	p.liveMu.Unlock()
-	if p.hasInit {
-		if _, cerr := in.invoke(ctx, "_initialize", nil); cerr != nil {
+	// The start function (moved to an export by the rewrite), then
+	// _initialize, each under the limits of a call.
+	for _, init := range []struct {
+		export string
+		has    bool
+	}{{instrument.StartExportName, p.hasStart}, {"_initialize", p.hasInit}} {
+		if !init.has {
+			continue
+		}
+		if _, cerr := in.invoke(ctx, init.export, nil); cerr != nil {
 			in.close()
 			return nil, cerr
 		}
@@ -123,12 +149,93 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	return in, nil
 }
 
+// instantiate instantiates the module with in's linear memory allocator.
+// A module left unmodified keeps its start section, which wazero runs
+// inside InstantiateModule: that run is bounded by Limits.Timeout and the
+// caller's context through close-on-context-done (an instrumented module
+// has no start section: see instrument.StartExportName).
+func (in *instance) instantiate(ctx context.Context, cfg wazero.ModuleConfig) (api.Module, error) {
+	p := in.p
+	ictx := experimental.WithMemoryAllocator(in.ctx, experimental.MemoryAllocatorFunc(func(_, _ uint64) experimental.LinearMemory {
+		in.mem = &linearMemory{in: in, limit: p.limits.memoryLimit()}
+		return in.mem
+	}))
+	ictx, cancel := context.WithTimeout(ictx, p.limits.Timeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	mod, err := p.rt.InstantiateModule(ictx, p.compiled, cfg)
+	if err == nil {
+		return mod, nil
+	}
+	if in.mem != nil {
+		in.mem.Free() // wazero does not free the memory of a failed instantiation
+	}
+	switch {
+	case ctx.Err() != nil:
+		return nil, p.callError("instantiate", KindCanceled, fmt.Errorf("instantiation (the module's start function) stopped: %w", context.Cause(ctx)))
+	case ictx.Err() != nil:
+		return nil, p.callError("instantiate", KindTimeout, fmt.Errorf("instantiation (the module's start function) exceeded the time limit of %s (Limits.Timeout) and was stopped", p.limits.Timeout))
+	}
+	return nil, fmt.Errorf("instantiate: %w", err)
+}
+
 func (in *instance) close() {
 	in.timer.Stop()
-	_ = in.mod.Close(context.Background())
+	_ = in.mod.Close(context.Background()) // frees in.mem
+	in.p.kernelBytes.Add(-in.kernelCap)
+	in.kernelCap = 0
 	in.p.liveMu.Lock()
 	delete(in.p.live, in)
 	in.p.liveMu.Unlock()
+}
+
+// accountKernel brings the plugin's kernel memory total up to date with
+// this instance's slab.
+func (in *instance) accountKernel() {
+	if c := int64(cap(in.k.mem)); c != in.kernelCap {
+		in.p.kernelBytes.Add(c - in.kernelCap)
+		in.kernelCap = c
+	}
+}
+
+// linearMemory backs an instance's linear memory (wazero's experimental
+// allocator hook). It enforces Limits.MemoryBytes itself: wazero refuses
+// a grow past its own limit without telling anyone, while here the
+// refusal is recorded, so that the call's failure is classified as
+// KindMemory for certain rather than guessed from what the guest printed.
+type linearMemory struct {
+	in    *instance
+	buf   []byte
+	limit uint64
+	freed bool
+}
+
+func (m *linearMemory) Reallocate(size uint64) []byte {
+	if size > m.limit {
+		m.in.growRefused = max(m.in.growRefused, size)
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	// Amortised like append, but never beyond the limit.
+	c := min(max(size, 2*uint64(cap(m.buf))), m.limit)
+	grown := make([]byte, size, c)
+	copy(grown, m.buf)
+	m.in.p.linearBytes.Add(int64(c) - int64(cap(m.buf)))
+	m.buf = grown
+	return m.buf
+}
+
+func (m *linearMemory) Free() {
+	if m.freed {
+		return
+	}
+	m.freed = true
+	m.in.p.linearBytes.Add(-int64(cap(m.buf)))
+	m.buf = nil
 }
 
 // interrupt stops the running call, if one is running and was not stopped
@@ -199,6 +306,8 @@ func (in *instance) invoke(ctx context.Context, export string, input []byte) ([]
 	in.k.reset()
 	in.stderr.reset()
 	in.faultKind, in.faultErr, in.kernelFull = 0, nil, false
+	in.growRefused = 0
+	in.logLines, in.logBytes, in.logDropped = 0, 0, 0
 	if len(in.vars) > 0 {
 		clear(in.vars)
 		in.varBytes = 0
@@ -225,6 +334,11 @@ func (in *instance) invoke(ctx context.Context, export string, input []byte) ([]
 		// Stopped, or about to be: the instance's state is unknown or its
 		// flag set, and a late timer must not stop its next call.
 		in.broken = true
+	}
+	if in.logDropped > 0 {
+		in.p.log.Warn("plugin log lines dropped: over the per-call limit",
+			slog.String("plugin", in.p.name), slog.String("export", export), slog.Int("dropped", in.logDropped),
+			slog.Int("limit_lines", maxLogLinesPerCall), slog.Int("limit_bytes", maxLogBytesPerCall))
 	}
 
 	if err != nil {
@@ -267,7 +381,10 @@ func (in *instance) classify(export string, err error, why uint32, ctx context.C
 	}
 	var exit *sys.ExitError
 	errors.As(err, &exit)
-	if in.outOfMemory() {
+	if in.growRefused > 0 {
+		return in.p.callError(export, KindMemory, fmt.Errorf("guest ran out of memory: it asked to grow its linear memory to %d bytes, above the limit of %d bytes (Limits.MemoryBytes)%s", in.growRefused, lim.MemoryBytes, in.stderr.suffix()))
+	}
+	if in.kernelFull || in.stderrSaysOutOfMemory() {
 		return in.p.callError(export, KindMemory, fmt.Errorf("guest ran out of memory at the limit of %d bytes (Limits.MemoryBytes)%s", lim.MemoryBytes, in.stderr.suffix()))
 	}
 	if exit != nil {
@@ -277,26 +394,21 @@ func (in *instance) classify(export string, err error, why uint32, ctx context.C
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i] // drop wazero's wasm stack trace
 	}
+	if strings.HasSuffix(msg, "stack overflow") {
+		// wazero's call stack limit: not configurable, and not counted in
+		// Limits.MemoryBytes (see the package comment, "Hostile plugins").
+		return in.p.callError(export, KindTrap, fmt.Errorf("call stack overflow: the guest nested calls past the runtime's call stack limit (unbounded recursion?)%s", in.stderr.suffix()))
+	}
 	return in.p.callError(export, KindTrap, fmt.Errorf("%s%s", msg, in.stderr.suffix()))
 }
 
-// outOfMemory guesses whether a failed call ran out of memory: a failed
-// memory.grow is not observable, so this looks for what guests print
-// (Go: "fatal error: out of memory"; Rust: "memory allocation of N bytes
-// failed") and for a linear memory within 1/16 of the cap.
-func (in *instance) outOfMemory() bool {
-	if in.kernelFull {
-		return true
-	}
+// stderrSaysOutOfMemory reports whether the guest said it ran out of
+// memory without a grow being refused: an allocator with a limit of its
+// own (Go: "fatal error: out of memory"; Rust: "memory allocation of N
+// bytes failed").
+func (in *instance) stderrSaysOutOfMemory() bool {
 	s := in.stderr.String()
-	if strings.Contains(s, "out of memory") || strings.Contains(s, "memory allocation of") {
-		return true
-	}
-	if mem := in.mod.Memory(); mem != nil {
-		lim := in.p.limits.MemoryBytes
-		return uint64(mem.Size()) >= lim-lim/16
-	}
-	return false
+	return strings.Contains(s, "out of memory") || strings.Contains(s, "memory allocation of")
 }
 
 // tailBuffer keeps the first bytes a guest writes to stderr during a call

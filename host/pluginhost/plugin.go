@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fraiseql/observer/abi"
 	"github.com/tetratelabs/wazero"
@@ -33,6 +34,9 @@ type Plugin struct {
 	interrupt InterruptMode
 	exports   map[string]api.FunctionDefinition
 	hasInit   bool
+	// hasStart: the instrumented module exports its start function as
+	// instrument.StartExportName, to be called after instantiation.
+	hasStart bool
 	// nameFromFile: Spec.Name was empty, so the manifest's name replaces
 	// the file name once describe has run.
 	nameFromFile bool
@@ -50,6 +54,46 @@ type Plugin struct {
 	// their module was closed).
 	liveMu sync.Mutex
 	live   map[*instance]struct{}
+
+	created, discarded atomic.Uint64
+	// linearBytes and kernelBytes total the capacity of the linear and
+	// kernel memories of the instances not yet closed.
+	linearBytes, kernelBytes atomic.Int64
+}
+
+// PoolStats describes a plugin's instances and the memory they hold.
+type PoolStats struct {
+	// Live counts the instances not yet closed, idle or serving a call;
+	// never more than Limits.MaxInstances.
+	Live int
+	// Idle counts the instances waiting in the pool.
+	Idle int
+	// Created counts every instance made since Load, the first included.
+	Created uint64
+	// Discarded counts the instances closed because a call trapped, timed
+	// out, hit a limit or was canceled (their state is unknown); each is
+	// replaced on demand by a fresh one.
+	Discarded uint64
+	// LinearMemoryBytes is the capacity of the live instances' linear
+	// memories, KernelMemoryBytes that of their kernel memories (as of
+	// their last call). Neither counts the WebAssembly call stacks, which
+	// wazero keeps outside both (see the package comment, "Hostile
+	// plugins").
+	LinearMemoryBytes int64
+	KernelMemoryBytes int64
+}
+
+// Stats returns the plugin's instance counts and memory. It is safe to
+// call at any time, also during calls.
+func (p *Plugin) Stats() PoolStats {
+	p.liveMu.Lock()
+	live := len(p.live)
+	p.liveMu.Unlock()
+	return PoolStats{
+		Live: live, Idle: len(p.idle),
+		Created: p.created.Load(), Discarded: p.discarded.Load(),
+		LinearMemoryBytes: p.linearBytes.Load(), KernelMemoryBytes: p.kernelBytes.Load(),
+	}
 }
 
 // Name returns the plugin's name (Spec.Name, or the file name).
@@ -126,13 +170,17 @@ func (p *Plugin) acquire(ctx context.Context, export string) (*instance, *CallEr
 
 // release returns a healthy instance to the pool and discards any other.
 func (p *Plugin) release(in *instance) {
-	if in.healthy() {
+	in.accountKernel()
+	healthy := in.healthy()
+	if healthy {
 		select {
 		case <-p.done:
 		default:
 			p.idle <- in // never blocks: at most MaxInstances exist
 			return
 		}
+	} else {
+		p.discarded.Add(1)
 	}
 	in.close()
 	<-p.slots

@@ -182,3 +182,39 @@ func hashGoSources(root, src string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// WatPlugin compiles the WebAssembly text file at path (relative to the
+// repository root) with wabt's wat2wasm and returns the .wasm path, cached
+// by a hash of the source like GoPlugin. A missing wat2wasm skips the test,
+// or fails it under CI (Missing).
+func WatPlugin(t testing.TB, path string) string {
+	t.Helper()
+	root := RepoRoot(t)
+	src, err := os.ReadFile(filepath.Join(root, path))
+	if err != nil {
+		t.Fatalf("read guest source: %v", err)
+	}
+	tool, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		Missing(t, "wat2wasm (Debian package wabt)", err)
+		return ""
+	}
+	sum := sha256.Sum256(src)
+	out := filepath.Join(root, ".cache", "testwasm", strings.ReplaceAll(strings.TrimSuffix(path, ".wat"), "/", "_")+"-"+hex.EncodeToString(sum[:8])+".wasm")
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	if b, err := exec.Command(tool, filepath.Join(root, path), "-o", tmp).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm %s: %v\n%s", path, err, b)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -59,4 +59,10 @@
 // added, so every existing index and the name section stay valid; only
 // the global and export sections grow (or are created) and the code
 // section is re-encoded.
+//
+// A start section is removed and its function exported as
+// StartExportName for the host to call after instantiation: a start
+// function runs inside instantiation, before the host can reach the
+// flag, so under the rewrite alone a start function that never returns
+// could never be stopped.
 package instrument

@@ -3,12 +3,22 @@ package instrument
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // ExportName is the export under which a rewritten module offers its
 // interrupt flag (a mutable i32 global). A module that already exports
 // this name is refused.
 const ExportName = "__observer_interrupt"
+
+// StartExportName is the export under which a rewritten module offers its
+// start function, if it had one: the start section is removed, and the
+// host calls this export once per instance, right after instantiating it
+// and before any other export, under the call's time limit. A start
+// function runs while a module is instantiated, before the host can reach
+// the interrupt flag, so one that never returned would hang instantiation
+// for good. A module that already exports this name is refused.
+const StartExportName = "__observer_start"
 
 // Budget is how much work, in units of about one simple instruction, a
 // rewritten module does between two safe points (exits to Go). Larger
@@ -50,6 +60,9 @@ type Stats struct {
 	Bulk      int // bulk memory and table instructions instrumented
 	// FlagGlobal is the index of the interrupt flag in the global index space.
 	FlagGlobal uint32
+	// Start reports that the module had a start function, now exported as
+	// StartExportName instead.
+	Start bool
 }
 
 // Error is a module the rewriter refuses: malformed, or using something it
@@ -131,12 +144,21 @@ func Rewrite(bin []byte) ([]byte, Stats, error) {
 	secs = upsert(secs, secGlobal, func(old []byte) []byte {
 		return extendVec(old, m.definedGlobals+3, add)
 	})
-	// Exports: append the flag.
+	// Exports: append the flag, and the start function if there is one.
 	export := appendName(nil, ExportName)
 	export = append(export, 0x03) // global
 	export = appendU32(export, g.flag)
+	exports := m.exports + 1
+	if m.hasStart {
+		export = appendName(export, StartExportName)
+		export = append(export, 0x00) // function
+		export = appendU32(export, m.start)
+		exports++
+		st.Start = true
+		secs = slices.DeleteFunc(secs, func(s section) bool { return s.id == secStart })
+	}
 	secs = upsert(secs, secExport, func(old []byte) []byte {
-		return extendVec(old, m.exports+1, export)
+		return extendVec(old, exports, export)
 	})
 	// Code: rewrite every body.
 	for i := range secs {
@@ -167,6 +189,9 @@ type module struct {
 	definedGlobals  uint32
 	exports         uint32
 	hasMemory       bool
+	// start is the start function's index, if hasStart.
+	start    uint32
+	hasStart bool
 	// codeOffset is the offset of the code section's content in the
 	// original module, for error messages.
 	codeOffset int
@@ -195,6 +220,9 @@ func survey(secs []section) (module, error) {
 			m.definedGlobals, err = r.u32()
 		case secExport:
 			err = m.scanExports(&r)
+		case secStart:
+			m.start, err = r.u32()
+			m.hasStart = true
 		case secCode:
 			m.codeOffset = off + hdr
 		}
@@ -260,8 +288,8 @@ func (m *module) scanExports(r *reader) error {
 		if err != nil {
 			return fmt.Errorf("export %d: %w", i, err)
 		}
-		if name == ExportName {
-			return fmt.Errorf("the module already exports %q, the name reserved for the interrupt flag: %w", ExportName, ErrUnsupported)
+		if name == ExportName || name == StartExportName {
+			return fmt.Errorf("the module already exports %q, a name reserved for the rewrite: %w", name, ErrUnsupported)
 		}
 		if _, err := r.byte(); err != nil {
 			return fmt.Errorf("export %d: %w", i, err)
@@ -311,4 +339,46 @@ func appendGlobal(b []byte, v int32) []byte {
 	b = append(b, 0x7F, 0x01, 0x41) // i32, mutable, i32.const
 	b = appendS32(b, v)
 	return append(b, 0x0B)
+}
+
+// MemoryMin returns the minimum size, in 64 KiB pages, that the module's
+// own (defined, not imported) memory declares, and whether it has one.
+// The host checks it against its memory limit before instantiating.
+func MemoryMin(bin []byte) (pages uint32, ok bool, err error) {
+	if len(bin) < 8 || string(bin[:4]) != "\x00asm" {
+		return 0, false, &Error{At: "header", Err: errors.New("not a WebAssembly module (no \\0asm magic)")}
+	}
+	r := reader{b: bin, off: 8}
+	for r.off < len(bin) {
+		at := r.off
+		id, err := r.byte()
+		if err != nil {
+			return 0, false, &Error{At: fmt.Sprintf("section at offset %d", at), Err: err}
+		}
+		size, err := r.u32()
+		if err != nil {
+			return 0, false, &Error{At: fmt.Sprintf("section %d at offset %d: size", id, at), Err: err}
+		}
+		body, err := r.bytes(int(size))
+		if err != nil {
+			return 0, false, &Error{At: fmt.Sprintf("section %d at offset %d", id, at), Err: err}
+		}
+		if id != secMemory {
+			continue
+		}
+		m := reader{b: body}
+		n, err := m.u32()
+		if err != nil || n == 0 {
+			return 0, false, err
+		}
+		if _, err := m.byte(); err != nil { // limits flags
+			return 0, false, &Error{At: fmt.Sprintf("memory section at offset %d", at), Err: err}
+		}
+		min, err := m.u32()
+		if err != nil {
+			return 0, false, &Error{At: fmt.Sprintf("memory section at offset %d", at), Err: err}
+		}
+		return min, true, nil
+	}
+	return 0, false, nil
 }

@@ -290,6 +290,71 @@ func TestSectionsCreated(t *testing.T) {
 	if m.ExportedGlobal(ExportName) == nil {
 		t.Fatal("no flag export")
 	}
+	if !st.Start || m.ExportedFunction(StartExportName) == nil {
+		t.Fatalf("the start function is not exported as %s (stats %+v)", StartExportName, st)
+	}
+}
+
+// TestStartSection: the rewrite removes the start section and exports its
+// function, so that instantiating never runs guest code the flag cannot
+// stop: a start function that spins returns control at once, and the
+// export runs it (once called) until the flag is set.
+func TestStartSection(t *testing.T) {
+	ctx := context.Background()
+	bin := wasmModule(
+		sec(secType, vec(funcType(nil, nil), funcType(nil, []byte{i32}))),
+		sec(secFunction, vec(u32(0), u32(1), u32(0))),
+		memory1,
+		sec(secGlobal, vec([]byte{i32, 0x01, 0x41, 0x00, 0x0B})), // mutable i32 = 0
+		sec(secExport, vec(exportFunc("get", 1))),
+		sec(secStart, u32(0)),
+		sec(secCode, vec(
+			fn(noLocals, 0x41, 0x01, 0x24, 0x00, 0x10, 0x02, 0x0B), // global = 1; call spin
+			fn(noLocals, 0x23, 0x00, 0x0B),                         // get global
+			fn(noLocals, 0x03, 0x40, 0x0C, 0x00, 0x0B, 0x0B),       // spin: loop br 0 end
+		)),
+	)
+	out, st := rewrite(t, bin)
+	if !st.Start {
+		t.Fatalf("stats %+v: the start section was not seen", st)
+	}
+	done := make(chan api.Module, 1)
+	go func() { done <- instantiate(t, newRuntime(t), out) }()
+	var m api.Module
+	select {
+	case m = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("instantiating the rewritten module ran its spinning start function")
+	}
+	if got := call(t, m, "get"); got != 0 {
+		t.Fatalf("get = %d before the start export ran, want 0", got)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := m.ExportedFunction(StartExportName).Call(ctx)
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	m.ExportedGlobal(ExportName).(api.MutableGlobal).Set(1)
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("start export returned %v, want the unreachable trap of the interrupt", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the start export still runs 5s after the flag was set")
+	}
+	m.ExportedGlobal(ExportName).(api.MutableGlobal).Set(0) // or get traps too
+	if got := call(t, m, "get"); got != 1 {
+		t.Fatalf("get = %d after the start export ran, want 1", got)
+	}
+
+	// A module that already exports the reserved start name is refused.
+	_, _, err := Rewrite(wasmModule(sec(secType, vec(funcType(nil, nil))), sec(secFunction, vec(u32(0))), memory1,
+		sec(secExport, vec(exportFunc(StartExportName, 0))), sec(secCode, vec(fn(noLocals, 0x0B)))))
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), StartExportName) {
+		t.Fatalf("reserved start export: %v", err)
+	}
 }
 
 // TestInstructionZoo decodes one body using every immediate shape
@@ -531,5 +596,26 @@ func BenchmarkLoop(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/iteration")
 		})
+	}
+}
+
+func TestMemoryMin(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bin   []byte
+		pages uint32
+		ok    bool
+	}{
+		{"one page", wasmModule(sec(secType, vec(funcType(nil, nil))), memory1), 1, true},
+		{"300 pages with a max", wasmModule(sec(secMemory, vec(cat([]byte{0x01}, u32(300), u32(400))))), 300, true},
+		{"no memory", wasmModule(sec(secType, vec(funcType(nil, nil)))), 0, false},
+	} {
+		pages, ok, err := MemoryMin(tc.bin)
+		if err != nil || pages != tc.pages || ok != tc.ok {
+			t.Errorf("%s: MemoryMin = %d, %v, %v; want %d, %v", tc.name, pages, ok, err, tc.pages, tc.ok)
+		}
+	}
+	if _, _, err := MemoryMin([]byte("\x00asm\x01\x00\x00\x00\x05\x09\x01")); err == nil {
+		t.Error("truncated memory section: no error")
 	}
 }
