@@ -49,7 +49,9 @@ type StatsReader interface {
 }
 
 // Target is what scrape-time metrics read: the engine running now and
-// views of its source. Every field but Source may be zero.
+// views of its source. Every field but Source may be zero. Engine and
+// Inspector are compared by identity to notice a new engine, so they must
+// be pointers (*engine.Engine, *sqlite.Inspector, …).
 type Target struct {
 	Source string
 	Group  string
