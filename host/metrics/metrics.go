@@ -130,8 +130,8 @@ type Metrics struct {
 	target   Target
 	readBase map[string]uint64
 	// Inspector look-ups, cached.
-	head     cached[source.Head]
-	dead     cached[int64]
+	head cached[source.Head]
+	dead cached[int64]
 }
 
 // Label names.

@@ -44,7 +44,7 @@ type goActor struct {
 	fn   func(*abi.Input) abi.ActResult
 }
 
-func (a goActor) Name() string { return a.name }
+func (a goActor) Name() string                                                { return a.name }
 func (a goActor) Act(_ context.Context, in *abi.Input) (abi.ActResult, error) { return a.fn(in), nil }
 
 // flaky fails the first attempt of every effect, then succeeds.
