@@ -150,9 +150,6 @@ func New(cfg Config, b Backend) (*Server, error) {
 	mux.Handle("GET /status", s.auth(http.HandlerFunc(s.status)))
 	mux.Handle("GET /events/{id}", s.auth(http.HandlerFunc(s.event)))
 	mux.Handle("POST /reload", s.auth(http.HandlerFunc(s.reload)))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint %s %s (have GET /metrics, /healthz, /readyz, /status, /events/{id}; POST /reload)", r.Method, r.URL.Path))
-	})
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
