@@ -16,7 +16,7 @@ func (a *app) pluginCommand() *cobra.Command {
 		Use:   "plugin",
 		Short: "Work with WebAssembly plugins",
 	}
-	cmd.AddCommand(a.pluginTestCommand())
+	cmd.AddCommand(a.pluginTestCommand(), a.pluginNewCommand())
 	return cmd
 }
 
