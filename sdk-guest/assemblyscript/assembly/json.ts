@@ -400,13 +400,15 @@ class Parser {
     return v;
   }
 
-  // Reads a string starting at the opening quote. Runs without escapes are
-  // decoded in one piece; a lone surrogate escape becomes U+FFFD, as in
+  // Reads a string starting at the opening quote into the scratch buffer of
+  // UTF-16 units, then copies it out once: appending pieces to a string
+  // would copy the whole string per escape, and nothing is freed during a
+  // call. Invalid UTF-8 and lone surrogate escapes become U+FFFD, as in
   // encoding/json.
   str(): string | null {
     const open = this.pos;
     this.pos++; // "
-    let out = "";
+    this.units = 0;
     let run = this.pos;
     for (;;) {
       if (this.pos >= this.len) {
@@ -415,9 +417,9 @@ class Parser {
       }
       const c = this.peek();
       if (c == 0x22) {
-        out += String.UTF8.decodeUnsafe(this.ptr + <usize>run, <usize>(this.pos - run));
+        this.utf8(run, this.pos);
         this.pos++;
-        return out;
+        return String.UTF16.decodeUnsafe(changetype<usize>(this.sb), <usize>this.units << 1);
       }
       if (c < 0x20) {
         this.fail("a string character (control characters must be escaped)");
@@ -427,7 +429,7 @@ class Parser {
         this.pos++;
         continue;
       }
-      out += String.UTF8.decodeUnsafe(this.ptr + <usize>run, <usize>(this.pos - run));
+      this.utf8(run, this.pos);
       this.pos++; // backslash
       if (this.pos >= this.len) {
         this.fail("an escape character");
@@ -435,15 +437,16 @@ class Parser {
       }
       const e = this.peek();
       this.pos++;
+      this.reserve(2);
       switch (e) {
-        case 0x22: out += "\""; break;
-        case 0x5c: out += "\\"; break;
-        case 0x2f: out += "/"; break;
-        case 0x62: out += "\b"; break;
-        case 0x66: out += "\f"; break;
-        case 0x6e: out += "\n"; break;
-        case 0x72: out += "\r"; break;
-        case 0x74: out += "\t"; break;
+        case 0x22: this.unit(0x22); break;
+        case 0x5c: this.unit(0x5c); break;
+        case 0x2f: this.unit(0x2f); break;
+        case 0x62: this.unit(0x08); break;
+        case 0x66: this.unit(0x0c); break;
+        case 0x6e: this.unit(0x0a); break;
+        case 0x72: this.unit(0x0d); break;
+        case 0x74: this.unit(0x09); break;
         case 0x75: {
           const u = this.hex4();
           if (u < 0) return null;
@@ -455,16 +458,17 @@ class Parser {
               const lo = this.hex4();
               if (lo < 0) return null;
               if (lo >= 0xdc00 && lo < 0xe000) {
-                out += String.fromCharCode(u, lo);
+                this.unit(<u32>u);
+                this.unit(<u32>lo);
                 break;
               }
               this.pos = save; // not a pair: the next escape stands alone
             }
-            out += "\uFFFD";
+            this.unit(0xfffd);
           } else if (u >= 0xdc00 && u < 0xe000) {
-            out += "\uFFFD";
+            this.unit(0xfffd);
           } else {
-            out += String.fromCharCode(u);
+            this.unit(<u32>u);
           }
           break;
         }
@@ -476,6 +480,75 @@ class Parser {
       run = this.pos;
     }
     return null; // not reached: the loop returns
+  }
+
+  // The scratch buffer: this.units UTF-16 units in this.sb.
+  sb: ArrayBuffer = new ArrayBuffer(128);
+  units: i32 = 0;
+
+  reserve(n: i32): void {
+    const need = (this.units + n) << 1;
+    if (need <= this.sb.byteLength) return;
+    let c = this.sb.byteLength << 1;
+    while (c < need) c <<= 1;
+    const nb = new ArrayBuffer(c);
+    memory.copy(changetype<usize>(nb), changetype<usize>(this.sb), <usize>this.units << 1);
+    this.sb = nb;
+  }
+
+  // @ts-ignore: decorator
+  @inline unit(u: u32): void {
+    store<u16>(changetype<usize>(this.sb) + (<usize>this.units << 1), <u16>u);
+    this.units++;
+  }
+
+  // Appends bytes [from, to) decoded from UTF-8; each byte of an invalid
+  // sequence becomes U+FFFD.
+  utf8(from: i32, to: i32): void {
+    this.reserve(to - from); // never more units than bytes
+    const p = this.ptr;
+    let i = from;
+    while (i < to) {
+      const b0 = <u32>load<u8>(p + <usize>i);
+      if (b0 < 0x80) {
+        this.unit(b0);
+        i++;
+        continue;
+      }
+      let need = 0;
+      let cp: u32 = 0;
+      let lo: u32 = 0x80, hi: u32 = 0xbf;
+      if (b0 >= 0xc2 && b0 <= 0xdf) { need = 1; cp = b0 & 0x1f; }
+      else if (b0 >= 0xe0 && b0 <= 0xef) {
+        need = 2; cp = b0 & 0x0f;
+        if (b0 == 0xe0) lo = 0xa0; // no overlong forms
+        if (b0 == 0xed) hi = 0x9f; // no surrogates
+      } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+        need = 3; cp = b0 & 0x07;
+        if (b0 == 0xf0) lo = 0x90;
+        if (b0 == 0xf4) hi = 0x8f; // nothing past U+10FFFF
+      }
+      let ok = need > 0 && i + need < to;
+      for (let k = 1; ok && k <= need; k++) {
+        const b = <u32>load<u8>(p + <usize>(i + k));
+        if (b < lo || b > hi) ok = false;
+        lo = 0x80; hi = 0xbf;
+        cp = (cp << 6) | (b & 0x3f);
+      }
+      if (!ok) {
+        this.unit(0xfffd);
+        i++;
+        continue;
+      }
+      if (cp >= 0x10000) {
+        cp -= 0x10000;
+        this.unit(0xd800 + (cp >> 10));
+        this.unit(0xdc00 + (cp & 0x3ff));
+      } else {
+        this.unit(cp);
+      }
+      i += need + 1;
+    }
   }
 
   hex4(): i32 {

@@ -116,6 +116,26 @@ test("JSON round trip keeps numbers exact and normalizes text", () => {
   for (const [input, want] of cases) assert.equal(harness.call("roundtrip", input), "ok " + want, input);
 });
 
+test("invalid UTF-8 in a string becomes U+FFFD per byte, as in encoding/json", () => {
+  const cases = [
+    [[0x22, 0x61, 0xff, 0x62, 0x22], '"a\ufffdb"'],
+    [[0x22, 0xc0, 0xaf, 0x22], '"\ufffd\ufffd"'], // overlong
+    [[0x22, 0xe6, 0x9d, 0x22], '"\ufffd\ufffd"'], // truncated
+    [[0x22, 0xed, 0xa0, 0x80, 0x22], '"\ufffd\ufffd\ufffd"'], // an encoded surrogate
+    [[0x22, 0xf4, 0x90, 0x80, 0x80, 0x22], '"\ufffd\ufffd\ufffd\ufffd"'], // past U+10FFFF
+    [[0x22, 0xf0, 0x9f, 0x9a, 0x80, 0xc3, 0xa9, 0x22], '"🚀é"'],
+  ];
+  for (const [bytes, want] of cases) assert.equal(harness.call("roundtrip", new Uint8Array(bytes)), "ok " + want, JSON.stringify(bytes));
+});
+
+test("a long string full of escapes parses in linear memory", () => {
+  const g = new Guest(build(join(here, "harness.ts"), "harness-long"));
+  const s = ("ümlaut 東京 🚀 \"quoted\" \\ back\\slash\n\t\u0001").repeat(8000); // ~300 KB of JSON text
+  const text = JSON.stringify(s);
+  assert.equal(g.call("rewrite", text), text);
+  assert.ok(g.memoryBytes <= 16 << 20, `memory grew to ${g.memoryBytes} bytes for a ${text.length}-byte string`);
+});
+
 test("malformed JSON is an error naming the byte", () => {
   const cases = [
     ["", "empty JSON input"],
