@@ -56,6 +56,7 @@ func instantiateEnv(ctx context.Context, rt wazero.Runtime) error {
 		s[0] = in.k.alloc(n)
 		if s[0] == 0 && n != 0 {
 			in.kernelFull = true
+			in.kernelRefused = n
 		}
 	})
 	def("free", one64, none, func(ctx context.Context, s []uint64) { current(ctx).k.free(s[0]) })

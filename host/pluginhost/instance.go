@@ -76,6 +76,8 @@ type instance struct {
 	faultKind  ErrorKind
 	faultErr   error
 	kernelFull bool
+	// kernelRefused is the size of the last alloc refused in this call.
+	kernelRefused uint64
 
 	enc    *json.Encoder
 	encBuf bytes.Buffer
@@ -305,7 +307,7 @@ func (in *instance) invoke(ctx context.Context, export string, input []byte) ([]
 	}
 	in.k.reset()
 	in.stderr.reset()
-	in.faultKind, in.faultErr, in.kernelFull = 0, nil, false
+	in.faultKind, in.faultErr, in.kernelFull, in.kernelRefused = 0, nil, false, 0
 	in.growRefused = 0
 	in.logLines, in.logBytes, in.logDropped = 0, 0, 0
 	if len(in.vars) > 0 {
@@ -384,7 +386,10 @@ func (in *instance) classify(export string, err error, why uint32, ctx context.C
 	if in.growRefused > 0 {
 		return in.p.callError(export, KindMemory, fmt.Errorf("guest ran out of memory: it asked to grow its linear memory to %d bytes, above the limit of %d bytes (Limits.MemoryBytes)%s", in.growRefused, lim.MemoryBytes, in.stderr.suffix()))
 	}
-	if in.kernelFull || in.stderrSaysOutOfMemory() {
+	if in.kernelFull {
+		return in.p.callError(export, KindMemory, fmt.Errorf("guest ran out of kernel memory: an alloc of %d bytes was refused at the limit of %d bytes (Limits.MemoryBytes)%s", in.kernelRefused, lim.MemoryBytes, in.stderr.suffix()))
+	}
+	if in.stderrSaysOutOfMemory() {
 		return in.p.callError(export, KindMemory, fmt.Errorf("guest ran out of memory at the limit of %d bytes (Limits.MemoryBytes)%s", lim.MemoryBytes, in.stderr.suffix()))
 	}
 	if exit != nil {

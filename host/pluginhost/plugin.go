@@ -259,29 +259,11 @@ func (p *Plugin) filter(ctx context.Context, in *abi.Input, raw []byte) (abi.Fil
 		v = in
 	}
 	cerr := p.callJSON(ctx, abi.RoleFilter, v, raw, func(out []byte) *CallError {
-		var raw struct {
-			ABI    string     `json:"abi"`
-			Pass   *bool      `json:"pass"`
-			Reason string     `json:"reason"`
-			Error  *abi.Error `json:"error"`
+		r, kind, err := decodeFilterResult(out)
+		res = r
+		if err != nil {
+			return p.callError(abi.RoleFilter, kind, err)
 		}
-		if err := p.decodeResult(out, &raw); err != nil {
-			return p.callError(abi.RoleFilter, KindBadOutput, err)
-		}
-		if err := checkABI(raw.ABI); err != nil {
-			return p.callError(abi.RoleFilter, KindBadOutput, err)
-		}
-		res = abi.FilterResult{ABI: raw.ABI, Reason: raw.Reason, Error: raw.Error}
-		if raw.Error != nil {
-			if raw.Error.Message == "" {
-				raw.Error.Message = "(no message)"
-			}
-			return p.callError(abi.RoleFilter, KindGuest, raw.Error)
-		}
-		if raw.Pass == nil {
-			return p.callError(abi.RoleFilter, KindBadOutput, errors.New(`filter result has neither "pass" nor "error"`))
-		}
-		res.Pass = *raw.Pass
 		return nil
 	})
 	if cerr != nil {
@@ -309,32 +291,10 @@ func (p *Plugin) act(ctx context.Context, in *abi.Input, raw []byte) (abi.ActRes
 		v = in
 	}
 	cerr := p.callJSON(ctx, abi.RoleAct, v, raw, func(out []byte) *CallError {
-		var raw struct {
-			ABI     string        `json:"abi"`
-			Effects *[]abi.Effect `json:"effects"`
-			Error   *abi.Error    `json:"error"`
-		}
-		if err := p.decodeResult(out, &raw); err != nil {
-			return p.callError(abi.RoleAct, KindBadOutput, err)
-		}
-		if err := checkABI(raw.ABI); err != nil {
-			return p.callError(abi.RoleAct, KindBadOutput, err)
-		}
-		res = abi.ActResult{ABI: raw.ABI, Error: raw.Error}
-		if raw.Error != nil {
-			if raw.Error.Message == "" {
-				raw.Error.Message = "(no message)"
-			}
-			return p.callError(abi.RoleAct, KindGuest, raw.Error)
-		}
-		if raw.Effects == nil {
-			return p.callError(abi.RoleAct, KindBadOutput, errors.New(`act result has neither "effects" nor "error"`))
-		}
-		res.Effects = *raw.Effects
-		for i, e := range res.Effects {
-			if err := p.checkEffect(e); err != nil {
-				return p.callError(abi.RoleAct, KindBadOutput, fmt.Errorf("effects[%d]: %w", i, err))
-			}
+		r, kind, err := decodeActResult(out, p.manifest.Capabilities.Effects)
+		res = r
+		if err != nil {
+			return p.callError(abi.RoleAct, kind, err)
 		}
 		return nil
 	})
@@ -344,7 +304,74 @@ func (p *Plugin) act(ctx context.Context, in *abi.Input, raw []byte) (abi.ActRes
 	return res, nil
 }
 
-func (p *Plugin) decodeResult(out []byte, v any) error {
+// decodeFilterResult turns a filter export's output into its result. On
+// failure the kind is KindGuest for an error result (returned in the
+// result too) and KindBadOutput for anything else: output that is not one
+// JSON object, a result of another ABI major, or one with neither "pass"
+// nor "error". It never panics, whatever out holds (FuzzDecodeResult).
+func decodeFilterResult(out []byte) (abi.FilterResult, ErrorKind, error) {
+	var raw struct {
+		ABI    string     `json:"abi"`
+		Pass   *bool      `json:"pass"`
+		Reason string     `json:"reason"`
+		Error  *abi.Error `json:"error"`
+	}
+	if err := decodeResult(out, &raw); err != nil {
+		return abi.FilterResult{}, KindBadOutput, err
+	}
+	if err := checkABI(raw.ABI); err != nil {
+		return abi.FilterResult{}, KindBadOutput, err
+	}
+	res := abi.FilterResult{ABI: raw.ABI, Reason: raw.Reason, Error: raw.Error}
+	if raw.Error != nil {
+		if raw.Error.Message == "" {
+			raw.Error.Message = "(no message)"
+		}
+		return res, KindGuest, raw.Error
+	}
+	if raw.Pass == nil {
+		return res, KindBadOutput, errors.New(`filter result has neither "pass" nor "error"`)
+	}
+	res.Pass = *raw.Pass
+	return res, 0, nil
+}
+
+// decodeActResult turns an act export's output into its result and checks
+// each effect: of a known type with its member set, and of a type in
+// declared (the manifest's capabilities.effects). Failures are classified
+// as in decodeFilterResult.
+func decodeActResult(out []byte, declared []string) (abi.ActResult, ErrorKind, error) {
+	var raw struct {
+		ABI     string        `json:"abi"`
+		Effects *[]abi.Effect `json:"effects"`
+		Error   *abi.Error    `json:"error"`
+	}
+	if err := decodeResult(out, &raw); err != nil {
+		return abi.ActResult{}, KindBadOutput, err
+	}
+	if err := checkABI(raw.ABI); err != nil {
+		return abi.ActResult{}, KindBadOutput, err
+	}
+	res := abi.ActResult{ABI: raw.ABI, Error: raw.Error}
+	if raw.Error != nil {
+		if raw.Error.Message == "" {
+			raw.Error.Message = "(no message)"
+		}
+		return res, KindGuest, raw.Error
+	}
+	if raw.Effects == nil {
+		return res, KindBadOutput, errors.New(`act result has neither "effects" nor "error"`)
+	}
+	res.Effects = *raw.Effects
+	for i, e := range res.Effects {
+		if err := checkEffect(e, declared); err != nil {
+			return res, KindBadOutput, fmt.Errorf("effects[%d]: %w", i, err)
+		}
+	}
+	return res, 0, nil
+}
+
+func decodeResult(out []byte, v any) error {
 	if len(bytes.TrimSpace(out)) == 0 {
 		return errors.New("the export set no output; want a JSON result object")
 	}
@@ -381,7 +408,7 @@ func checkABI(v string) error {
 	return nil
 }
 
-func (p *Plugin) checkEffect(e abi.Effect) error {
+func checkEffect(e abi.Effect, declared []string) error {
 	switch e.Type {
 	case abi.EffectHTTP:
 		if e.HTTP == nil {
@@ -400,8 +427,8 @@ func (p *Plugin) checkEffect(e abi.Effect) error {
 	default:
 		return fmt.Errorf("unknown effect type %q (this host knows http and log)", e.Type)
 	}
-	if !slices.Contains(p.manifest.Capabilities.Effects, e.Type) {
-		return fmt.Errorf("a %q effect, but the manifest does not ask for it in capabilities.effects %q", e.Type, p.manifest.Capabilities.Effects)
+	if !slices.Contains(declared, e.Type) {
+		return fmt.Errorf("a %q effect, but the manifest does not ask for it in capabilities.effects %q", e.Type, declared)
 	}
 	return nil
 }

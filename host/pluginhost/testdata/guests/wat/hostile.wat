@@ -2,7 +2,10 @@
 ;; WebAssembly text so that each misbehaviour is exactly the instructions
 ;; shown (no language runtime in between). The plugin's config key "mode"
 ;; (pluginhost.Spec.Config, read with config_get) picks what it does; with
-;; no mode it is a well-behaved filter that passes every event.
+;; no mode it is a well-behaved filter that passes every event. A filter
+;; input that is not JSON (does not start with "{") is a mode itself and
+;; wins over the config, so that a test can make one call misbehave and
+;; the next one pass on the same plugin.
 ;;
 ;; describe:
 ;;   abi2          declares ABI 2.0                     → refused at load
@@ -40,6 +43,9 @@
   (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
   (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
   (import "extism:host/env" "config_get" (func $config_get (param i64) (result i64)))
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "input_offset" (func $input_offset (result i64)))
+  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
   (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
   (import "extism:host/env" "log_info" (func $log_info (param i64)))
   (import "extism:host/env" "http_request" (func $http_request (param i64 i64) (result i64)))
@@ -112,6 +118,13 @@
   (func $load_mode
     (global.set $mode (call $config_get (call $put (i32.const 0)))))
 
+  ;; $load_filter_mode: the input if it is not JSON, else the config.
+  (func $load_filter_mode
+    (if (i32.and (i64.gt_u (call $input_length) (i64.const 0))
+                 (i32.ne (call $input_load_u8 (i64.const 0)) (i32.const 123)))
+      (then (global.set $mode (call $input_offset)))
+      (else (call $load_mode))))
+
   ;; $is reports whether the mode is the string at $p.
   (func $is (param $p i32) (result i32) (local $n i32) (local $i i32)
     (if (i64.eqz (global.get $mode)) (then (return (i32.const 0))))
@@ -140,7 +153,7 @@
     (i32.const 0))
 
   (func (export "filter") (result i32) (local $i i32) (local $t0 i64) (local $name i64) (local $val i64)
-    (call $load_mode)
+    (call $load_filter_mode)
     (if (call $is (i32.const 560)) (then (loop $spin (br $spin))))
     (if (call $is (i32.const 576)) (then unreachable))
     (if (call $is (i32.const 592)) (then
