@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/fraiseql/observer/conformance"
 	"github.com/fraiseql/observer/host/pluginhost"
@@ -16,7 +17,7 @@ func (a *app) pluginCommand() *cobra.Command {
 		Use:   "plugin",
 		Short: "Work with WebAssembly plugins",
 	}
-	cmd.AddCommand(a.pluginTestCommand(), a.pluginNewCommand())
+	cmd.AddCommand(a.pluginTestCommand(), a.pluginNewCommand(), a.pluginInspectCommand(), a.pluginRunCommand())
 	return cmd
 }
 
@@ -52,7 +53,7 @@ and exits non-zero if anything failed. It needs no config file.`,
 			}
 			limits.MemoryBytes = uint64(memory)
 			ctx := cmd.Context()
-			h, err := pluginhost.New(ctx, pluginhost.Config{Logger: a.logger("warn", "text")})
+			h, err := pluginhost.New(ctx, pluginhost.Config{CacheDir: pluginCacheDir(), Logger: a.logger("warn", "text")})
 			if err != nil {
 				return fmt.Errorf("start plugin host: %w", err)
 			}
@@ -81,4 +82,23 @@ and exits non-zero if anything failed. It needs no config file.`,
 	f.DurationVar(&limits.Timeout, "timeout", 0, "per-call timeout (default: the host's default)")
 	f.IntVar(&limits.MaxOutputBytes, "max-output", 0, "output cap in bytes (default: the host's default)")
 	return cmd
+}
+
+// pluginCacheDir is where the plugin commands (test, run, inspect) keep
+// compiled modules, so that a second run of a large (Go) plugin skips the
+// seconds of compilation: $OBSERVER_CACHE_DIR, else the user's cache
+// directory (~/.cache/observer/wasm on Linux); "off" or no usable
+// directory keeps them in memory only.
+func pluginCacheDir() string {
+	if d := os.Getenv("OBSERVER_CACHE_DIR"); d != "" {
+		if d == "off" {
+			return ""
+		}
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "observer", "wasm")
 }

@@ -77,6 +77,9 @@ the current directory or one of its parents, or beside the observer binary
 				return usagef("plugin new: name %q: want lower-case letters, digits and '-', starting with a letter, at most 64 characters", name)
 			}
 			l, ok := scaffoldLangs[lang]
+			if lang == "" {
+				return usagef("plugin new: --lang is required: one of %s", strings.Join(langs, ", "))
+			}
 			if !ok {
 				return usagef("plugin new: --lang %q: want one of %s", lang, strings.Join(langs, ", "))
 			}
@@ -107,7 +110,6 @@ the current directory or one of its parents, or beside the observer binary
 	f.StringVar(&lang, "lang", "", "language: "+strings.Join(langs, ", ")+" (required)")
 	f.StringVar(&dir, "dir", "", "directory to create (default ./NAME); it must not exist or be empty")
 	f.StringVar(&sdk, "sdk", "", "the sdk-guest directory of an observer checkout (default: found, see above)")
-	_ = cmd.MarkFlagRequired("lang")
 	return cmd
 }
 
