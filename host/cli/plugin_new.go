@@ -33,6 +33,7 @@ var scaffoldLangs = map[string]struct {
 	"go":             {"go", "Go's own GOOS=wasip1 target and the Go SDK"},
 	"c":              {"c", "clang + wasm-ld and the C SDK"},
 	"assemblyscript": {"assemblyscript", "the assemblyscript compiler (asc) and the AssemblyScript SDK"},
+	"rust":           {"rust", "Debian's rustc (wasm32-unknown-unknown) and the Rust SDK"},
 	"wat":            {"wat", "wabt's wat2wasm and the WAT SDK's scanner"},
 }
 
@@ -220,7 +221,7 @@ func scaffold(lang, name, dir, sdkDir string) ([]string, error) {
 		}
 		out = append(out, file{"testdata/vectors/" + path.Base(v), b})
 	}
-	out = append(out, file{"README.md", scaffoldReadme(data)}, file{".gitignore", []byte("*.wasm\n")})
+	out = append(out, file{"README.md", scaffoldReadme(data)}, file{".gitignore", []byte("*.wasm\ntarget/\n")})
 
 	names := make([]string, 0, len(out))
 	for _, f := range out {
