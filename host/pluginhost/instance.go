@@ -107,7 +107,6 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	in.ctx = context.WithValue(context.Background(), instanceKey{}, in)
 	in.enc = json.NewEncoder(&in.encBuf)
 	in.enc.SetEscapeHTML(false)
-	p.created.Add(1)
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(). // reactors: _initialize is called below, under the limits
@@ -148,6 +147,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 			return nil, cerr
 		}
 	}
+	p.created.Add(1)
 	return in, nil
 }
 

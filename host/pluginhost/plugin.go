@@ -68,7 +68,8 @@ type PoolStats struct {
 	Live int
 	// Idle counts the instances waiting in the pool.
 	Idle int
-	// Created counts every instance made since Load, the first included.
+	// Created counts the instances made since Load, the first included
+	// (not those whose start function or _initialize failed).
 	Created uint64
 	// Discarded counts the instances closed because a call trapped, timed
 	// out, hit a limit or was canceled (their state is unknown); each is
