@@ -370,3 +370,28 @@ func TestGenericVectorsCoverage(t *testing.T) {
 		t.Error("repeat.json must repeat its call at least 100 times")
 	}
 }
+
+// FuzzParseVector: any bytes give a vector or an error naming the file,
+// never a panic.
+func FuzzParseVector(f *testing.F) {
+	for _, dir := range []string{"vectors", "testdata/effects", "testdata/limits"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+		for _, file := range files {
+			if b, err := os.ReadFile(file); err == nil && len(b) < 4096 {
+				f.Add(b)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := conformance.ParseVector(b, "fuzz.json")
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.json") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if v.Name == "" || v.File != "fuzz.json" {
+			t.Fatalf("accepted %+v", v)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/fraiseql/observer/conformance"
 	"github.com/fraiseql/observer/host/pluginhost"
@@ -22,20 +23,28 @@ func (a *app) pluginCommand() *cobra.Command {
 }
 
 func (a *app) pluginTestCommand() *cobra.Command {
-	var vectors []string
+	var vectors, pluginConfig []string
 	var jsonOut bool
 	var limits pluginhost.Limits
 	var memory int64
 	cmd := &cobra.Command{
 		Use:   "test FILE.wasm",
 		Short: "Run the conformance suite against a plugin",
-		Long: `test loads the plugin with the sandbox's limits, checks its describe manifest and
-ABI version, runs every generic vector of the suite for each role it declares
-(malformed, empty, unicode, huge-number, null-image and deeply nested inputs must
-give a result or an error result, never a trap) and the plugin's own vectors
-(--vectors DIR: JSON files with an input event, config and the expected result or
-error). It prints one line per vector, a diff for each failure and a summary line,
-and exits non-zero if anything failed. It needs no config file.`,
+		Long: `test loads the plugin with the sandbox's limits and runs the conformance suite
+(abi/SPEC.md §8): it checks the describe manifest and ABI version; runs every generic
+vector for each role the plugin declares (malformed, empty, trailing-data and
+other-major inputs must give an error result; inserts, updates, deletes, null and
+empty images, unicode, huge numbers, deep nesting, wide and large rows and one input
+repeated 200 times must give a result or an error result, never a trap or a limit);
+runs the plugin's own vectors (--vectors DIR: JSON files with an event, a config and
+the expected result, error or limit); checks every result against the ABI (effect
+types, HTTP methods, URLs and headers, log levels); and, per role, resends the
+vectors as ABI 1.1 inputs with unknown fields, which must give the same outcomes.
+
+It prints one line per check, a diff under each failure and a summary line, and
+exits 0 when everything passed, 1 when anything failed or the plugin did not load,
+2 on bad usage. --json prints the report as one JSON object. It needs no config
+file.`,
 		Example: `  observer plugin test bin/plugins/webhook.wasm --vectors plugins/webhook/testdata/vectors
   observer plugin test my-plugin.wasm --json > report.json`,
 		Args: cobra.ExactArgs(1),
@@ -51,6 +60,14 @@ and exits non-zero if anything failed. It needs no config file.`,
 			if _, err := os.Stat(args[0]); err != nil {
 				return usagef("plugin test: %v", err)
 			}
+			cfg := map[string]string{}
+			for _, kv := range pluginConfig {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return usagef("plugin test: --plugin-config %q: want KEY=VALUE", kv)
+				}
+				cfg[k] = v
+			}
 			limits.MemoryBytes = uint64(memory)
 			ctx := cmd.Context()
 			h, err := pluginhost.New(ctx, pluginhost.Config{CacheDir: pluginCacheDir(), Logger: a.logger("warn", "text")})
@@ -58,7 +75,7 @@ and exits non-zero if anything failed. It needs no config file.`,
 				return fmt.Errorf("start plugin host: %w", err)
 			}
 			defer h.Close(context.WithoutCancel(ctx))
-			rep, err := conformance.Run(ctx, h, args[0], conformance.Options{VectorDirs: vectors, Limits: limits})
+			rep, err := conformance.Run(ctx, h, args[0], conformance.Options{VectorDirs: vectors, Limits: limits, PluginConfig: cfg})
 			if err != nil {
 				return err
 			}
@@ -77,6 +94,7 @@ and exits non-zero if anything failed. It needs no config file.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&vectors, "vectors", nil, "directory of the plugin's own vectors (repeatable)")
+	f.StringArrayVar(&pluginConfig, "plugin-config", nil, "KEY=VALUE the plugin reads with config_get ([plugins.NAME].config; repeatable)")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON (same as --format json)")
 	f.Int64Var(&memory, "memory-limit", 0, "memory cap in bytes (default: the host's default)")
 	f.DurationVar(&limits.Timeout, "timeout", 0, "per-call timeout (default: the host's default)")

@@ -152,3 +152,22 @@ func size(t *testing.T, p string) int {
 	}
 	return int(st.Size())
 }
+
+// FuzzParseWasm: any bytes give a module or an error, never a panic, and
+// never an allocation beyond the input's size (vector lengths are bounded
+// by the bytes left).
+func FuzzParseWasm(f *testing.F) {
+	f.Add([]byte("\x00asm\x01\x00\x00\x00"))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x01\x05\x01\x60\x00\x01\x7f\x03\x02\x01\x00\x07\x07\x01\x03run\x00\x00\x0a\x06\x01\x04\x00\x41\x00\x0b"))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x02\x0b\x01\x03env\x03now\x00\x00\x05\x04\x01\x01\x01\x04"))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x00\x05\x04name\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := parseWasm(b)
+		if (m == nil) == (err == nil) {
+			t.Fatalf("module %v and error %v", m, err)
+		}
+		if m != nil && len(m.Imports)+len(m.Exports)+len(m.Sections) > len(b) {
+			t.Fatalf("%d entries from %d bytes", len(m.Imports)+len(m.Exports)+len(m.Sections), len(b))
+		}
+	})
+}

@@ -46,6 +46,12 @@ func TestPluginTestCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	vectors := repo(t, "examples", "plugins", "vectors", "min-amount")
+	src, err := os.ReadFile(repo(t, "conformance", "testdata", "wat", "configured.wat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	configured := watFile(t, dir, "configured", string(src))
+	future := `manifest={"abi":"1.3","name":"future","version":"1","roles":["filter"]}`
 	broken := repo(t, "conformance", "testdata", "nonconforming")
 	for _, tc := range []struct {
 		name   string
@@ -63,6 +69,10 @@ func TestPluginTestCommand(t *testing.T) {
 			[]string{"observer: ", " passed, 18 failed"}},
 		{"fails, json", []string{"plugin", "test", mirror, "--vectors", broken, "--format", "json"}, exitFailed,
 			[]string{`"ok": false`, `"failed": 18`}, []string{`"error":`}},
+		{"plugin config, newer minor", []string{"plugin", "test", configured, "--plugin-config", future, "--plugin-config", `filter_output={"pass":true}`}, exitFailed,
+			[]string{"conformance: future", "note: the plugin asks for ABI 1.3, newer than this host's 1.0", "PASS  describe: manifest",
+				"FAIL  filter: malformed JSON input yields an error result"}, nil},
+		{"bad plugin config", []string{"plugin", "test", configured, "--plugin-config", "manifest"}, exitUsage, nil, []string{`--plugin-config "manifest": want KEY=VALUE`}},
 		{"not wasm", []string{"plugin", "test", notWasm}, exitFailed, []string{"FAIL  load and describe", "not a WebAssembly module"}, nil},
 		{"no file", []string{"plugin", "test", filepath.Join(dir, "absent.wasm")}, exitUsage, nil, []string{"absent.wasm"}},
 		{"vectors not a dir", []string{"plugin", "test", minAmount, "--vectors", notWasm}, exitUsage, nil, []string{"--vectors " + notWasm + ": not a directory"}},
