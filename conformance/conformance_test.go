@@ -349,8 +349,8 @@ func TestGenericVectorsCoverage(t *testing.T) {
 		}
 	}
 	errorResult := []string{"malformed-json", "empty-input", "not-an-object", "null-input", "string-input", "trailing-data",
-		"missing-event", "event-not-object", "other-major", "older-major"}
-	noTrap := []string{"insert", "update-all-fields", "delete", "null-event", "null-images", "empty-objects", "config-null",
+		"other-major", "older-major"}
+	noTrap := []string{"insert", "update-all-fields", "delete", "null-event", "missing-event", "event-not-object", "null-images", "empty-objects", "config-null",
 		"config-not-object", "unicode", "unicode-escapes", "large-numbers", "big-integers", "deep-nesting", "deep-arrays",
 		"wide-row", "large-row", "repeat"}
 	for _, n := range errorResult {

@@ -11,9 +11,11 @@
 //  1. the manifest: abi, name, version, roles, and for act the effect
 //     types, all of ABI 1.0;
 //  2. every generic vector (vectors/, embedded; role "any", run once per
-//     declared role): malformed, empty, trailing-data, non-object, null and
-//     other-major inputs must give an error result; inserts, updates with
-//     every field, deletes, null and empty images, unicode and escapes,
+//     declared role): input that is not one JSON object of this major
+//     (malformed, empty, trailing data, an array, null, a string, another
+//     major) must give an error result; inserts, updates with every field,
+//     deletes, null, missing and non-object events, null and empty images,
+//     unicode and escapes,
 //     huge and exotic numbers, deep nesting, a 2000-column row, a 256 KiB
 //     row and one input repeated 200 times on one instance must give a
 //     result or an error result — never a trap or a limit;
