@@ -172,16 +172,17 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("admin: listen on %s: %w", s.cfg.Address, err)
 	}
+	done := make(chan error, 1)
 	s.mu.Lock()
 	s.ln = ln
-	s.err = make(chan error, 1)
+	s.err = done
 	s.mu.Unlock()
 	go func() {
 		err := s.srv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
-		s.err <- err
+		done <- err
 	}()
 	s.log.Info("admin server listening", "address", ln.Addr().String(), "token_required", s.token != [sha256.Size]byte{})
 	return nil
@@ -198,20 +199,21 @@ func (s *Server) Addr() string {
 }
 
 // Shutdown stops accepting connections and waits for running requests
-// until ctx ends, then closes them.
+// until ctx ends, then closes them. Calling it again returns nil at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	started := s.ln != nil
+	serveErr := s.err
+	s.err = nil // a second Shutdown has nothing to wait for
 	s.mu.Unlock()
-	if !started {
+	if serveErr == nil {
 		return nil
 	}
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		_ = s.srv.Close()
 	}
-	if serveErr := <-s.err; serveErr != nil && err == nil {
-		err = serveErr
+	if e := <-serveErr; e != nil && err == nil {
+		err = e
 	}
 	if err != nil {
 		return fmt.Errorf("admin: shutdown: %w", err)

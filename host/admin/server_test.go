@@ -91,6 +91,11 @@ func start(t *testing.T, cfg admin.Config, b admin.Backend) (*admin.Server, stri
 		if err := s.Shutdown(ctx); err != nil {
 			t.Error(err)
 		}
+		// A second Shutdown (a deferred stop after an explicit one) must
+		// return at once, not wait for a server that is gone.
+		if err := s.Shutdown(ctx); err != nil || ctx.Err() != nil {
+			t.Errorf("second Shutdown: %v (ctx %v)", err, ctx.Err())
+		}
 	})
 	return s, "http://" + s.Addr()
 }
