@@ -16,6 +16,7 @@ package source
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -115,6 +116,12 @@ type DeadFilter struct {
 // dead letters. By default it lives in the watched database.
 //
 // A Store is safe for concurrent use.
+//
+// Fencing: when the ctx of SaveCursor or PutDead carries an epoch
+// (WithEpoch), the write is made only if that epoch is still the newest
+// issued for its (source, group), atomically with the check; otherwise it
+// returns a *FencedError and changes nothing. Without an epoch the write is
+// made unconditionally.
 type Store interface {
 	// LoadCursor returns the saved cursor, or the zero Cursor and ok=false.
 	LoadCursor(ctx context.Context, source, group string) (cur Cursor, ok bool, err error)
@@ -125,6 +132,50 @@ type Store interface {
 	DeleteDead(ctx context.Context, ids ...int64) (int64, error)
 	Close() error
 }
+
+// WithEpoch returns a copy of ctx that fences the Store writes made with
+// it: SaveCursor and PutDead then succeed only while epoch is the newest
+// leadership epoch issued for the (source, group) they write, and fail with
+// a *FencedError once a newer one has been issued (another process took
+// over). Without an epoch in ctx the writes are not fenced.
+//
+// The epoch travels in the context rather than in a Store wrapper so that
+// every write made under a leadership (which runs under the lease's
+// context, see host/leader) carries it, including the engine's final save
+// made with context.WithoutCancel after the lease's context ended.
+func WithEpoch(ctx context.Context, epoch int64) context.Context {
+	return context.WithValue(ctx, epochKey{}, epoch)
+}
+
+// EpochFrom returns the epoch WithEpoch put in ctx.
+func EpochFrom(ctx context.Context) (epoch int64, ok bool) {
+	epoch, ok = ctx.Value(epochKey{}).(int64)
+	return epoch, ok
+}
+
+type epochKey struct{}
+
+// ErrFenced matches (errors.Is) every *FencedError.
+var ErrFenced = errors.New("fenced: a newer leadership epoch has been issued")
+
+// FencedError refuses a write made under an epoch that is no longer the
+// newest: the process that made it has been deposed, and its write would
+// move the checkpoint (or park an event) behind the new leader's back.
+// Retrying it cannot succeed.
+type FencedError struct {
+	Source, Group string
+	Op            string // "save cursor", "put dead letter"
+	Epoch         int64  // the epoch the write carried
+	Current       int64  // the newest epoch issued (0: none)
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("%s of source %q group %q refused: this process leads epoch %d but epoch %d has been issued since (another instance took over)",
+		e.Op, e.Source, e.Group, e.Epoch, e.Current)
+}
+
+// Is makes errors.Is(err, ErrFenced) true.
+func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 
 // DecodeError says why a change-log row could not become an event. It is
 // carried in Record.DecodeErr, never returned from Read: a row that cannot

@@ -21,6 +21,8 @@ type Store struct {
 	pool  *pgxpool.Pool
 	n     names
 	dedup dedupOnce
+	// stateSchema holds SCHEMA.leader, whose epochs fence writes (fence.go).
+	stateSchema string
 }
 
 var _ source.Store = (*Store)(nil)
@@ -42,7 +44,7 @@ func OpenStore(ctx context.Context, dsn, schema string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
-	s := &Store{pool: pool, n: namesFor(schema)}
+	s := &Store{pool: pool, n: namesFor(schema), stateSchema: schema}
 	if err := s.ensure(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store in schema %q: %w", schema, err)
@@ -90,14 +92,28 @@ func (s *Store) SaveCursor(ctx context.Context, src, group string, cur source.Cu
 	if err != nil {
 		return fmt.Errorf("save cursor of source %q group %q: %w", src, group, err)
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO `+s.n.checkpoint+` (source, grp, cursor, updated_at)
-		VALUES ($1, $2, $3::jsonb, now())
-		ON CONFLICT (source, grp) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
-		src, group, string(b))
+	if epoch, ok := source.EpochFrom(ctx); ok {
+		err = s.fenced(ctx, src, group, "save cursor", epoch, func(q writer) error {
+			return s.saveCursor(ctx, q, src, group, b)
+		})
+	} else {
+		err = s.saveCursor(ctx, s.pool, src, group, b)
+	}
+	if fe := (*source.FencedError)(nil); errors.As(err, &fe) {
+		return fe
+	}
 	if err != nil {
 		return fmt.Errorf("save cursor of source %q group %q: %w", src, group, err)
 	}
 	return nil
+}
+
+func (s *Store) saveCursor(ctx context.Context, q writer, src, group string, cur []byte) error {
+	_, err := q.Exec(ctx, `INSERT INTO `+s.n.checkpoint+` (source, grp, cursor, updated_at)
+		VALUES ($1, $2, $3::jsonb, now())
+		ON CONFLICT (source, grp) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
+		src, group, string(cur))
+	return err
 }
 
 // PutDead parks d and returns its id. CreatedAt defaults to now.
@@ -117,11 +133,22 @@ func (s *Store) PutDead(ctx context.Context, d source.DeadLetter) (int64, error)
 		created = d.CreatedAt
 	}
 	var id int64
-	err := s.pool.QueryRow(ctx, `INSERT INTO `+s.n.deadLetter+`
+	put := func(q writer) error {
+		return q.QueryRow(ctx, `INSERT INTO `+s.n.deadLetter+`
 		(source, grp, observer, event_id, position, event, effect, stage, error, attempts, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, coalesce($11::timestamptz, now()))
 		RETURNING id`,
-		d.Source, d.Group, d.Observer, d.EventID, int64(d.Position), string(ev), d.Effect, d.Stage, d.Error, d.Attempts, created).Scan(&id)
+			d.Source, d.Group, d.Observer, d.EventID, int64(d.Position), string(ev), d.Effect, d.Stage, d.Error, d.Attempts, created).Scan(&id)
+	}
+	var err error
+	if epoch, ok := source.EpochFrom(ctx); ok {
+		err = s.fenced(ctx, d.Source, d.Group, "put dead letter", epoch, put)
+	} else {
+		err = put(s.pool)
+	}
+	if fe := (*source.FencedError)(nil); errors.As(err, &fe) {
+		return 0, fe
+	}
 	if err != nil {
 		return 0, fmt.Errorf("put dead letter for event %q observer %q: %w", d.EventID, d.Observer, err)
 	}

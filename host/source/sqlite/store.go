@@ -76,9 +76,20 @@ func (s *Store) SaveCursor(ctx context.Context, src, group string, cur source.Cu
 	if err != nil {
 		return fmt.Errorf("save cursor of source %q group %q: %w", src, group, err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO observer_checkpoint (source, grp, cursor, updated_at) VALUES (?, ?, ?, ?)
+	save := func(q Execer) error {
+		_, err := q.ExecContext(ctx, `INSERT INTO observer_checkpoint (source, grp, cursor, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (source, grp) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
-		src, group, string(b), time.Now().UTC().Format(time.RFC3339Nano))
+			src, group, string(b), time.Now().UTC().Format(time.RFC3339Nano))
+		return err
+	}
+	if epoch, ok := source.EpochFrom(ctx); ok {
+		err = s.fenced(ctx, src, group, "save cursor", epoch, save)
+	} else {
+		err = save(s.db)
+	}
+	if fe := (*source.FencedError)(nil); errors.As(err, &fe) {
+		return fe
+	}
 	if err != nil {
 		return fmt.Errorf("save cursor of source %q group %q: %w", src, group, err)
 	}
@@ -101,17 +112,30 @@ func (s *Store) PutDead(ctx context.Context, d source.DeadLetter) (int64, error)
 	if created.IsZero() {
 		created = time.Now()
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO observer_dead_letter
+	var id int64
+	put := func(q Execer) error {
+		res, err := q.ExecContext(ctx, `INSERT INTO observer_dead_letter
 		(source, grp, observer, event_id, position, event, effect, stage, error, attempts, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		d.Source, d.Group, d.Observer, d.EventID, int64(d.Position), string(ev), d.Effect, d.Stage, d.Error, d.Attempts,
-		created.UTC().Format(time.RFC3339Nano))
+			d.Source, d.Group, d.Observer, d.EventID, int64(d.Position), string(ev), d.Effect, d.Stage, d.Error, d.Attempts,
+			created.UTC().Format(time.RFC3339Nano))
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	}
+	var err error
+	if epoch, ok := source.EpochFrom(ctx); ok {
+		err = s.fenced(ctx, d.Source, d.Group, "put dead letter", epoch, put)
+	} else {
+		err = put(s.db)
+	}
+	if fe := (*source.FencedError)(nil); errors.As(err, &fe) {
+		return 0, fe
+	}
 	if err != nil {
 		return 0, fmt.Errorf("put dead letter for event %q observer %q: %w", d.EventID, d.Observer, err)
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("put dead letter for event %q: %w", d.EventID, err)
 	}
 	return id, nil
 }

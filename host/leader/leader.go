@@ -1,0 +1,159 @@
+package leader
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fraiseql/observer/host/source"
+)
+
+// Defaults of Config.
+const (
+	DefaultPollInterval  = time.Second
+	DefaultCheckInterval = time.Second
+	DefaultLeaseTTL      = 10 * time.Second
+)
+
+// Elector makes this process the leader of one source and group.
+type Elector interface {
+	// Acquire blocks, as a standby, until this process leads; then it
+	// returns the lease. It returns ctx's error when ctx ends first.
+	// Database errors while waiting are logged and retried.
+	Acquire(ctx context.Context) (*Lease, error)
+}
+
+// ErrLost is matched (errors.Is) by Lease.Err after the leadership was
+// lost, as opposed to released.
+var ErrLost = errors.New("leadership lost")
+
+var errReleased = errors.New("leadership released")
+
+// Lease is held leadership. Its methods are safe for concurrent use.
+type Lease struct {
+	epoch   int64
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	release func(ctx context.Context) error
+	once    sync.Once
+	err     error
+}
+
+// Unfenced returns a lease for a process that runs without failover: its
+// context is ctx, without an epoch, so store writes are not fenced, and
+// Release does nothing.
+func Unfenced(ctx context.Context) *Lease {
+	return &Lease{ctx: ctx, release: func(context.Context) error { return nil }}
+}
+
+// newLease wraps parent for an acquired epoch. stop ends the lease's
+// watcher and frees the lock or lease; newLease's caller starts the
+// watcher, which calls lose.
+func newLease(parent context.Context, epoch int64) *Lease {
+	ctx, cancel := context.WithCancelCause(parent)
+	return &Lease{epoch: epoch, ctx: source.WithEpoch(ctx, epoch), cancel: cancel}
+}
+
+// lose ends the lease's context because leadership is gone.
+func (l *Lease) lose(why error) {
+	l.cancel(fmt.Errorf("%w: %w", ErrLost, why))
+}
+
+// Epoch is the lease's fencing token, 0 for an Unfenced lease.
+func (l *Lease) Epoch() int64 { return l.epoch }
+
+// Context is the context to work under while leading: it carries the
+// epoch (source.WithEpoch) and is cancelled when the leadership is lost or
+// released, or when the context given to Acquire ends.
+func (l *Lease) Context() context.Context { return l.ctx }
+
+// Err returns an error matching ErrLost, naming why, once the leadership
+// has been lost; nil while leading, after Release, and for an Unfenced
+// lease.
+func (l *Lease) Err() error {
+	if l.cancel == nil {
+		return nil
+	}
+	if c := context.Cause(l.ctx); errors.Is(c, ErrLost) {
+		return c
+	}
+	return nil
+}
+
+// Release stops leading: it cancels Context and frees the lock or lease so
+// a standby can take over at its next attempt. Call it after the work done
+// under the lease has stopped (the engine's final checkpoint is saved).
+// Safe to call more than once.
+func (l *Lease) Release(ctx context.Context) error {
+	l.once.Do(func() {
+		if l.cancel != nil {
+			l.cancel(errReleased)
+		}
+		l.err = l.release(ctx)
+	})
+	return l.err
+}
+
+// HolderID names this process in logs and in the leader table:
+// host:pid:random, so that a restarted process is a new holder.
+func HolderID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// HolderGone reports whether holder, a HolderID, names a process of this
+// host that no longer exists. It answers false whenever it cannot be sure:
+// another host, an id it cannot parse, or a process that exists (perhaps a
+// reused pid, which only means waiting for the lease to expire).
+//
+// It lets a process restarted after a crash take over the SQLite lease of
+// its dead predecessor at once instead of after the lease's TTL; the
+// processes sharing an SQLite file share a host, which is what makes the
+// answer meaningful.
+func HolderGone(holder string) bool {
+	parts := strings.Split(holder, ":")
+	if len(parts) != 3 {
+		return false
+	}
+	host, err := os.Hostname()
+	if err != nil || host != parts[0] {
+		return false
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		// A holder with this process's pid that is not this process's
+		// own id (callers never ask about their own) is an earlier process
+		// that had the pid: a restarted container's pid 1, say.
+		return true
+	}
+	// Signal 0 checks existence without signalling; ESRCH: no such process.
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+// sleep waits d or until ctx ends, reporting whether ctx is still alive.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

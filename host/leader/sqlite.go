@@ -1,0 +1,172 @@
+package leader
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fraiseql/observer/host/source/sqlite"
+)
+
+// SQLiteConfig configures an SQLite elector.
+type SQLiteConfig struct {
+	// Path of the watched database file (the lease row lives there).
+	Path string
+	// Source and Group name what is led: one leader per (source, group).
+	Source, Group string
+	// Holder names this process (HolderID when "").
+	Holder string
+	// PollInterval is how often a standby tries to take the lease.
+	PollInterval time.Duration
+	// LeaseTTL is how long a lease lasts unless renewed; the leader renews
+	// it every LeaseTTL/3.
+	LeaseTTL time.Duration
+	Logger   *slog.Logger
+	// Now is the clock (time.Now when nil), for tests.
+	Now func() time.Time
+	// Gone reports whether the holder of an unexpired lease is known to
+	// have stopped, so that its lease is taken at once rather than after
+	// LeaseTTL. Nil means HolderGone; a func returning false always waits
+	// for the expiry.
+	Gone func(holder string) bool
+}
+
+// SQLite elects through a lease row. See the package documentation.
+type SQLite struct {
+	cfg SQLiteConfig
+	log *slog.Logger
+}
+
+var _ Elector = (*SQLite)(nil)
+
+// NewSQLite returns an elector; nothing is opened before Acquire.
+func NewSQLite(cfg SQLiteConfig) *SQLite {
+	if cfg.Holder == "" {
+		cfg.Holder = HolderID()
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Gone == nil {
+		cfg.Gone = HolderGone
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("source", cfg.Source, "group", cfg.Group, "holder", cfg.Holder)
+	return &SQLite{cfg: cfg, log: log}
+}
+
+// Acquire implements Elector.
+func (s *SQLite) Acquire(ctx context.Context) (*Lease, error) {
+	db, err := sqlite.Open(ctx, s.cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("leadership lease: %w", err)
+	}
+	waiting, lastErr := false, ""
+	for {
+		cur, ok, err := sqlite.TakeLease(ctx, db, s.cfg.Source, s.cfg.Group, s.cfg.Holder, s.cfg.LeaseTTL, s.cfg.Now(), s.cfg.Gone)
+		switch {
+		case ctx.Err() != nil:
+			db.Close()
+			return nil, ctx.Err()
+		case err != nil:
+			if err.Error() != lastErr {
+				s.log.Warn("standby: cannot take the leadership lease; retrying", "error", err, "poll_interval", s.cfg.PollInterval)
+				lastErr = err.Error()
+			}
+		case ok:
+			s.log.Info(fmt.Sprintf("leader: acquired (epoch %d)", cur.Epoch), "epoch", cur.Epoch, "lease_ttl", s.cfg.LeaseTTL)
+			return s.lease(ctx, db, cur.Epoch), nil
+		case !waiting:
+			s.log.Info("standby: waiting for leadership", "leader", cur.Holder, "leader_epoch", cur.Epoch,
+				"lease_expires", cur.ExpiresAt.UTC().Format(time.RFC3339Nano), "poll_interval", s.cfg.PollInterval)
+			waiting, lastErr = true, ""
+		}
+		if !sleep(ctx, s.cfg.PollInterval) {
+			db.Close()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// lease starts the renewer of an acquired lease.
+func (s *SQLite) lease(parent context.Context, db *sql.DB, epoch int64) *Lease {
+	l := newLease(parent, epoch)
+	log := s.log.With("epoch", epoch)
+	ttl := s.cfg.LeaseTTL
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		renewed := s.cfg.Now() // TakeLease set the expiry from about this instant
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			start := s.cfg.Now()
+			err := s.renew(db, epoch, start)
+			switch {
+			case err == nil:
+				renewed = start
+				continue
+			case errors.Is(err, errTakenOver):
+			case start.Sub(renewed) < ttl*2/3:
+				log.Warn("leader: cannot renew the lease; retrying", "error", err,
+					"lost_in", (ttl*2/3 - start.Sub(renewed)).Round(time.Millisecond))
+				continue
+			default:
+				err = fmt.Errorf("lease not renewed for %s of its %s TTL: %w", start.Sub(renewed).Round(time.Millisecond), ttl, err)
+			}
+			log.Error("leader: lost", "error", err,
+				"detail", "stopped reading; writes under this epoch are refused once another process takes over")
+			l.lose(err)
+			return
+		}
+	}()
+	l.release = func(ctx context.Context) error {
+		close(stop)
+		<-done
+		defer db.Close()
+		if l.Err() != nil {
+			return nil
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := sqlite.ReleaseLease(cctx, db, s.cfg.Source, s.cfg.Group, s.cfg.Holder, epoch, s.cfg.Now()); err != nil {
+			return err
+		}
+		log.Info("leader: released")
+		return nil
+	}
+	return l
+}
+
+var errTakenOver = errors.New("the lease was taken over by a newer epoch")
+
+func (s *SQLite) renew(db *sql.DB, epoch int64, now time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaseTTL/3)
+	defer cancel()
+	ok, err := sqlite.RenewLease(ctx, db, s.cfg.Source, s.cfg.Group, s.cfg.Holder, epoch, s.cfg.LeaseTTL, now)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errTakenOver
+	}
+	return nil
+}
