@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -202,9 +203,11 @@ func (e *Engine) execute(ctx context.Context, u *unit, i int) error {
 
 // deadLetter parks u with its failure. A failing store is retried with
 // backoff until it accepts the row or ctx ends: a dead letter is never
-// dropped. It returns false when ctx ended first; the unit then stays
-// unfinished and is delivered again after a restart.
-func (e *Engine) deadLetter(ctx context.Context, u *unit, se *StageError) bool {
+// dropped. It returns false when ctx ended first, or when the store
+// refused the write because this process no longer leads (it then calls
+// depose with the refusal); the unit then stays unfinished and is
+// delivered again after a restart or by the new leader.
+func (e *Engine) deadLetter(ctx context.Context, u *unit, se *StageError, depose func(error)) bool {
 	ev := u.ev.ev
 	d := source.DeadLetter{
 		Source:   e.src.Name(),
@@ -232,6 +235,12 @@ func (e *Engine) deadLetter(ctx context.Context, u *unit, se *StageError) bool {
 		if err == nil {
 			d.ID = id
 			break
+		}
+		if errors.Is(err, source.ErrFenced) {
+			// Another process leads now and will deliver the event again;
+			// this one must stop (run.depose), not retry.
+			depose(err)
+			return false
 		}
 		if ctx.Err() != nil {
 			return false

@@ -29,6 +29,25 @@ type run struct {
 	// the highest position recorded before this run.
 	rec     *recorder
 	maxDone uint64
+	// stopRead ends the read loop with a cause; depose uses it when the
+	// store refuses a write because another process leads now.
+	stopRead context.CancelCauseFunc
+}
+
+// depose stops a run whose store writes are fenced (source.ErrFenced):
+// another process has become the leader and delivers from the checkpoint
+// this one last saved, so this one stops reading at once and abandons its
+// running work instead of draining it.
+func (r *run) depose(err error) {
+	r.stopRead(err)
+}
+
+// deposed returns the fencing error that stopped the run, nil if none did.
+func (r *run) deposed(readCtx context.Context) error {
+	if c := context.Cause(readCtx); errors.Is(c, source.ErrFenced) {
+		return c
+	}
+	return nil
 }
 
 // Run loads the cursor of (source, group) from the store, opens the source
@@ -43,8 +62,11 @@ type run struct {
 // next Run; nothing finished is.
 //
 // Run returns an error only for what retrying cannot fix: the cursor cannot
-// be loaded, the source cannot be opened or fails, or the final checkpoint
-// cannot be saved. Run may be called once per Engine.
+// be loaded, the source cannot be opened or fails, the final checkpoint
+// cannot be saved, or the store refused a write because another process
+// leads the source and group now (an error matching source.ErrFenced; see
+// host/leader). A deposed run stops reading at once, cancels its running
+// work and saves nothing more. Run may be called once per Engine.
 func (e *Engine) Run(ctx context.Context) error {
 	if !e.running.CompareAndSwap(false, true) {
 		return errors.New("engine: Run called more than once")
@@ -101,11 +123,21 @@ func (e *Engine) Run(ctx context.Context) error {
 	var cp sync.WaitGroup
 	cp.Go(func() { r.checkpointLoop(cpCtx) })
 
-	readErr := r.readLoop(ctx)
+	readCtx, stopRead := context.WithCancelCause(ctx)
+	defer stopRead(nil)
+	r.stopRead = stopRead
+	readErr := r.readLoop(readCtx)
+	fenced := r.deposed(readCtx)
 
-	// Stop: nothing new starts; running units get ShutdownTimeout.
+	// Stop: nothing new starts; running units get ShutdownTimeout, unless
+	// this process no longer leads: then its work is the new leader's.
 	r.sched.stop()
-	if !waitTimeout(&workers, e.cfg.ShutdownTimeout) {
+	if fenced != nil {
+		e.log.LogAttrs(ctx, slog.LevelError, "deposed: another process leads this source and group now; abandoning running work",
+			slog.String(logSource, name), slog.String(logGroup, group), slog.String(logError, fenced.Error()))
+		cancelWork()
+		waitTimeout(&workers, e.cfg.ShutdownTimeout)
+	} else if !waitTimeout(&workers, e.cfg.ShutdownTimeout) {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "shutdown timeout: cancelling running work",
 			slog.Duration("timeout", e.cfg.ShutdownTimeout))
 		cancelWork()
@@ -128,7 +160,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	saveErr := r.saveFinal(saveCtx)
+	var saveErr error
+	if fenced == nil {
+		saveErr = r.saveFinal(saveCtx)
+	}
 	cancelSave()
 	if err := e.src.Close(); err != nil {
 		e.log.LogAttrs(ctx, slog.LevelWarn, "closing source", slog.String(logSource, name), slog.String(logError, err.Error()))
@@ -138,7 +173,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		slog.String(logSource, name), slog.String(logGroup, group),
 		slog.Uint64(logThrough, st.CheckpointThrough), slog.Int(logPending, st.CheckpointPending),
 		slog.Uint64("events_read", st.EventsRead), slog.Uint64("events_finished", st.EventsFinished))
-	return errors.Join(readErr, saveErr)
+	if fenced == nil {
+		fenced = r.deposed(readCtx) // the final save may have found out
+	}
+	return errors.Join(readErr, saveErr, fenced)
 }
 
 // finalSaveTimeout bounds the retries of the last checkpoint save.
@@ -320,7 +358,7 @@ func (r *run) work(ctx context.Context) {
 			continue
 		}
 		if u.fail != nil || resilience.Permanent(se) || u.attempt >= maxAttempts {
-			if e.deadLetter(ctx, u, se) {
+			if e.deadLetter(ctx, u, se, r.depose) {
 				r.finishUnit(u, UnitDeadLettered)
 				r.sched.advance(q)
 			} else {
@@ -435,7 +473,12 @@ func (r *run) checkpointLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := r.save(ctx); err != nil && ctx.Err() == nil {
+			err := r.save(ctx)
+			if errors.Is(err, source.ErrFenced) {
+				r.depose(err)
+				return
+			}
+			if err != nil && ctx.Err() == nil {
 				r.e.log.LogAttrs(ctx, slog.LevelWarn, "checkpoint save failed; will retry",
 					slog.String(logSource, r.e.src.Name()), slog.String(logError, err.Error()))
 			}
@@ -472,6 +515,10 @@ func (r *run) saveFinal(ctx context.Context) error {
 		err := r.save(ctx)
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, source.ErrFenced) {
+			r.depose(err)
+			return nil // Run reports the fencing itself
 		}
 		r.e.log.LogAttrs(ctx, slog.LevelWarn, "final checkpoint save failed; retrying",
 			slog.String(logSource, r.e.src.Name()), slog.String(logError, err.Error()))
