@@ -112,6 +112,9 @@ checkpoint_interval = "100ms"
 shutdown_timeout = "5s"
 log_level = "warn"
 
+[admin]
+address = "127.0.0.1:0" # processes run side by side
+
 [source]
 type = "postgres"
 name = "pagila"

@@ -120,6 +120,8 @@ func (in *instance) Ready() (bool, string, string) {
 	switch phase {
 	case phaseStarting:
 		return false, phase, "starting: loading plugins and opening the source"
+	case phaseStandby:
+		return false, phase, "standby: another process leads this source and group; this one takes over from the checkpoint when that one stops"
 	case phaseReloading:
 		return false, phase, "reloading the configuration: the previous engine runs until the new one is built"
 	case phaseStopping:

@@ -90,6 +90,8 @@ func sqliteSetup(t *testing.T, url string) (cfgPath, dbPath string) {
 	cfg := fmt.Sprintf(`
 [observer]
 checkpoint_interval = "50ms"
+[admin]
+address = "127.0.0.1:0" # tests run side by side
 [source]
 type = "sqlite"
 name = "shop"

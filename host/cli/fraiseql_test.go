@@ -72,6 +72,8 @@ func TestRunFraiseQLCompatibility(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "observer.toml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+[admin]
+address = "127.0.0.1:0"
 [source]
 type = "postgres"
 name = "app"

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/fraiseql/observer/host/engine"
+	"github.com/fraiseql/observer/host/config"
+	"github.com/fraiseql/observer/host/resilience"
 	"github.com/spf13/cobra"
 )
 
@@ -20,6 +23,12 @@ func (a *app) runCommand() *cobra.Command {
 processes change events until SIGINT or SIGTERM. On a stop it lets running work
 finish (observer.shutdown_timeout) and saves the checkpoint, so a restart resumes
 exactly where it stopped.
+
+With [failover] enabled (the default), several processes may run on one source
+and group: one leads and works, the others wait as standbys (compiled and
+ready) and take over from the checkpoint when it stops or dies. A process
+that loses its leadership stops its engine and exits with an error, to be
+restarted as a standby. See docs/operations.md.
 
 SIGHUP (or ` + "`observer reload`" + `) reloads observer.toml and the plugin files: the new
 configuration is built and checked while the old one keeps running, then the old
@@ -41,6 +50,21 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 				cfg.Observer.Group += suffix
 			}
 			sup := newSupervisor(a, log, buildOptions{DryRun: dryRun, Replay: replay}, suffix)
+			in := newInstance(cfg, sup)
+			// One breaker registry for the process: a reload keeps what
+			// the breakers learnt about the endpoints.
+			sup.opts.Breakers = resilience.NewBreakers(resilience.BreakersOptions{OnStateChange: in.metrics.BreakerChanged})
+			in.setBreakers(sup.opts.Breakers)
+			sup.opts.Hooks = in.hooks()
+			srv, err := startAdmin(cfg, in, log)
+			if err != nil {
+				return err
+			}
+			defer stopAdmin(srv)
+			el, err := newElector(cfg, log)
+			if err != nil {
+				return usageError{fmt.Errorf("%s: %w", cfg.Path, err)}
+			}
 			s, err := build(ctx, cfg, log, sup.opts)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -50,18 +74,28 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 				}
 				return err
 			}
-			log.Info("observer running", "source", cfg.Source.Name, "type", cfg.Source.Type,
-				"observers", len(cfg.Observers), "group", cfg.Observer.Group, "dry_run", dryRun, "replay", replay)
 			sup.watchSIGHUP(ctx)
 			stop := a.progress(ctx, sup, progress)
 			defer stop()
-			return sup.run(ctx, s)
+			if el == nil {
+				logRunning(log, s.cfg, dryRun, replay, 0)
+				return sup.run(ctx, s)
+			}
+			sup.identity = identity(cfg)
+			return sup.runLeading(ctx, s, el, func(cfg *config.Config, epoch int64) {
+				logRunning(log, cfg, dryRun, replay, epoch)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run the plugins but only log the effects (under its own checkpoint group GROUP.dry-run)")
 	cmd.Flags().BoolVar(&replay, "replay", false, "run (observer, event) pairs that dedup records say finished, repeating their effects")
 	cmd.Flags().DurationVar(&progress, "progress", 5*time.Second, "how often to print a progress line to stderr (0: never)")
 	return cmd
+}
+
+func logRunning(log *slog.Logger, cfg *config.Config, dryRun, replay bool, epoch int64) {
+	log.Info("observer running", "source", cfg.Source.Name, "type", cfg.Source.Type,
+		"observers", len(cfg.Observers), "group", cfg.Observer.Group, "dry_run", dryRun, "replay", replay, "epoch", epoch)
 }
 
 // progress prints a progress line every interval until the returned stop

@@ -31,12 +31,17 @@ type supervisor struct {
 	opts buildOptions
 	// group is forced onto every config loaded (dry runs use their own).
 	groupSuffix string
+	// identity, when set, is the identity (see identity) every reloaded
+	// config must keep: this process holds or awaits its leadership.
+	identity string
 
 	reloads chan reloadRequest
 
 	mu    sync.Mutex
 	cur   *stack
-	phase string // starting, running, reloading, stopping
+	phase string // starting, standby, running, reloading, stopping
+	// last is the config of the last stack set, which a rebuild reuses.
+	last *config.Config
 }
 
 type reloadRequest struct {
@@ -47,6 +52,7 @@ type reloadRequest struct {
 // Phases of the supervisor, as /readyz reports them.
 const (
 	phaseStarting  = "starting"
+	phaseStandby   = "standby"
 	phaseRunning   = "running"
 	phaseReloading = "reloading"
 	phaseStopping  = "stopping"
@@ -67,7 +73,17 @@ func (s *supervisor) current() (*stack, string) {
 func (s *supervisor) set(st *stack, phase string) {
 	s.mu.Lock()
 	s.cur, s.phase = st, phase
+	if st != nil {
+		s.last = st.cfg
+	}
 	s.mu.Unlock()
+}
+
+// lastConfig returns the config of the last stack that ran or waited.
+func (s *supervisor) lastConfig() *config.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
 }
 
 // Reload asks the running supervisor to load the config file again. It
@@ -95,6 +111,13 @@ func (s *supervisor) load(ctx context.Context) (*stack, error) {
 		return nil, err
 	}
 	cfg.Observer.Group += s.groupSuffix
+	if s.identity != "" && identity(cfg) != s.identity {
+		cur, _ := s.current()
+		if cur != nil {
+			return nil, errIdentityChanged(cur.cfg, cfg)
+		}
+		return nil, fmt.Errorf("%s: [failover] is enabled: a reload cannot change the source or observer.group; restart the process instead", cfg.Path)
+	}
 	return build(ctx, cfg, s.log, s.opts)
 }
 

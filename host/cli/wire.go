@@ -14,6 +14,7 @@ import (
 	effectlog "github.com/fraiseql/observer/host/effect/log"
 	"github.com/fraiseql/observer/host/engine"
 	"github.com/fraiseql/observer/host/pluginhost"
+	"github.com/fraiseql/observer/host/resilience"
 	"github.com/fraiseql/observer/host/source"
 	"github.com/fraiseql/observer/host/source/postgres"
 	"github.com/fraiseql/observer/host/source/sqlite"
@@ -216,10 +217,12 @@ func engineObservers(cfg *config.Config, p *plugins, dryRun bool) ([]engine.Obse
 	return out, nil
 }
 
-// executors are the effect executors by effect type.
-func executors(log *slog.Logger) map[string]effect.Executor {
+// executors are the effect executors by effect type. breakers holds the
+// circuit breakers of the HTTP endpoints (nil: none); the registry lives
+// in the process, not the stack, so a reload keeps every breaker's state.
+func executors(log *slog.Logger, breakers *resilience.Breakers) map[string]effect.Executor {
 	return map[string]effect.Executor{
-		abi.EffectHTTP: effecthttp.New(effecthttp.Options{UserAgent: "observer/" + version, Logger: log}),
+		abi.EffectHTTP: effecthttp.New(effecthttp.Options{UserAgent: "observer/" + version, Logger: log, Breakers: breakers}),
 		abi.EffectLog:  effectlog.New(log),
 	}
 }
@@ -243,6 +246,9 @@ type buildOptions struct {
 	DryRun bool
 	// Replay runs units that dedup records say finished.
 	Replay bool
+	// Breakers are the circuit breakers of the effect endpoints; nil
+	// sends every request.
+	Breakers *resilience.Breakers
 }
 
 // Close releases what build opened, in reverse order.
@@ -300,7 +306,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, opts build
 		Dedup:              dedup,
 		DedupRetention:     st.DedupRetention,
 		Replay:             opts.Replay,
-	}, s.src, s.store, executors(log), log)
+	}, s.src, s.store, executors(log, opts.Breakers), log)
 	if err != nil {
 		return nil, fmt.Errorf("configure engine: %w", err)
 	}

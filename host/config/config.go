@@ -35,6 +35,7 @@ type Config struct {
 	Plugins   map[string]Plugin
 	Observers []Observer
 	Admin     Admin
+	Failover  Failover
 }
 
 // Settings is the [observer] table: the daemon as a whole.

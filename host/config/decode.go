@@ -450,6 +450,12 @@ func (d *decoder) decode(data []byte) *Config {
 	}
 	cfg.Admin = d.adminSettings(at)
 
+	ft := root.sub("failover")
+	if ft == nil {
+		ft = d.table("failover", "", nil)
+	}
+	cfg.Failover = d.failoverSettings(ft)
+
 	pluginDefaults := map[string]map[string]any{}
 	if ps := root.sub("plugins"); ps != nil {
 		for _, name := range slices.Sorted(maps.Keys(ps.m)) {

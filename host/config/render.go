@@ -144,6 +144,7 @@ type configView struct {
 	Plugins   map[string]pluginView `json:"plugins"`
 	Observers []observerView        `json:"observers"`
 	Admin     adminView             `json:"admin"`
+	Failover  failoverView          `json:"failover"`
 }
 
 func dur(d time.Duration) string { return d.String() }
@@ -175,6 +176,7 @@ func (c *Config) view() configView {
 		Plugins:   map[string]pluginView{},
 		Observers: []observerView{},
 		Admin:     c.Admin.view(),
+		Failover:  c.Failover.view(),
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Plugins)) {
 		p := c.Plugins[name]

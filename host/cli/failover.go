@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/fraiseql/observer/host/config"
+	"github.com/fraiseql/observer/host/leader"
+	"github.com/fraiseql/observer/host/source"
+)
+
+// newElector returns the leader elector of cfg's source and group, or nil
+// when [failover] is disabled.
+func newElector(cfg *config.Config, log *slog.Logger) (leader.Elector, error) {
+	f := cfg.Failover
+	if !f.Enabled {
+		return nil, nil
+	}
+	s := cfg.Source
+	switch s.Type {
+	case config.SourcePostgres:
+		return leader.NewPostgres(leader.PostgresConfig{
+			DSN: s.DSN, Schema: s.Schema, Source: s.Name, Group: cfg.Observer.Group,
+			PollInterval: f.PollInterval, CheckInterval: f.CheckInterval, Logger: log,
+		}), nil
+	case config.SourceSQLite:
+		return leader.NewSQLite(leader.SQLiteConfig{
+			Path: s.DSN, Source: s.Name, Group: cfg.Observer.Group,
+			PollInterval: f.PollInterval, LeaseTTL: f.LeaseTTL, Logger: log,
+		}), nil
+	}
+	return nil, fmt.Errorf("source.type %q has no leader election", s.Type)
+}
+
+// identity is what a leadership is of: the watched database, its source
+// name and the checkpoint group. A reload may not change it while this
+// process holds (or waits for) a leadership: the lease is for the old one.
+func identity(cfg *config.Config) string {
+	s := cfg.Source
+	return fmt.Sprintf("%s|%s|%s|%s|%s", s.Type, s.Name, s.DSN, s.Schema, cfg.Observer.Group)
+}
+
+// errIdentityChanged refuses such a reload.
+func errIdentityChanged(old, next *config.Config) error {
+	return fmt.Errorf("%s: [failover] is enabled and this process leads (or waits to lead) source %q group %q; "+
+		"a reload cannot change source.type, source.name, source.dsn, source.schema or observer.group: restart the process instead",
+		next.Path, old.Source.Name, old.Observer.Group)
+}
+
+// lead waits, as a standby, until el makes this process the leader, while
+// s (built, plugins compiled) waits to run. Reloads are taken meanwhile:
+// the waiting stack is replaced. It returns the lease and the stack to
+// run, or a nil lease when ctx ended first (a stop during standby).
+func (sup *supervisor) lead(ctx context.Context, s *stack, el leader.Elector) (*leader.Lease, *stack, error) {
+	sup.set(s, phaseStandby)
+	type acquired struct {
+		lease *leader.Lease
+		err   error
+	}
+	got := make(chan acquired, 1)
+	go func() {
+		l, err := el.Acquire(ctx)
+		got <- acquired{l, err}
+	}()
+	for {
+		select {
+		case a := <-got:
+			if a.err != nil {
+				if ctx.Err() != nil {
+					return nil, s, nil
+				}
+				return nil, s, fmt.Errorf("leader election: %w", a.err)
+			}
+			return a.lease, s, nil
+		case req := <-sup.reloads:
+			next, err := sup.load(req.ctx)
+			if err != nil {
+				req.done <- err
+				continue
+			}
+			describeReload(sup.log, s.cfg, next.cfg)
+			s.Close(context.WithoutCancel(ctx))
+			s = next
+			sup.set(s, phaseStandby)
+			req.done <- nil
+		}
+	}
+}
+
+// runLeading runs s whenever this process leads, until ctx ends or the
+// engine fails: it waits as a standby (lead), runs the engine under the
+// lease (its writes fenced by the lease's epoch), and when the leadership
+// is lost — the lock's session died with a PostgreSQL restart, or another
+// process took over a lease this one failed to renew — it stops that
+// engine, builds a fresh one from the same configuration and waits as a
+// standby again. The lost engine is never continued: its writes carry the
+// old epoch. running is called each time the engine starts.
+func (sup *supervisor) runLeading(ctx context.Context, s *stack, el leader.Elector, running func(*config.Config, int64)) error {
+	for {
+		lease, next, err := sup.lead(ctx, s, el)
+		if err != nil || lease == nil {
+			next.Close(context.WithoutCancel(ctx))
+			if err == nil {
+				sup.log.Info("observer stopped while standby")
+			}
+			return err
+		}
+		running(next.cfg, lease.Epoch())
+		runErr := sup.run(lease.Context(), next)
+		cfg := sup.lastConfig()
+		// Released only now: the engine has saved its last checkpoint
+		// under the lease.
+		if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+			sup.log.Warn("releasing the leadership", "error", err)
+		}
+		lost := lease.Err()
+		if lost == nil && errors.Is(runErr, source.ErrFenced) {
+			lost = runErr // the store found out before the watcher did
+		}
+		if ctx.Err() != nil || lost == nil {
+			return runErr
+		}
+		attrs := []any{"error", lost.Error()}
+		if runErr != nil && runErr != lost {
+			attrs = append(attrs, "engine", runErr.Error())
+		}
+		sup.log.Warn("leadership lost: engine stopped; waiting as a standby with a fresh engine", attrs...)
+		sup.set(nil, phaseStarting)
+		if s, err = build(ctx, cfg, sup.log, sup.opts); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("rebuild after losing the leadership: %w", err)
+		}
+	}
+}
