@@ -7,8 +7,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/fraiseql/observer/host/engine"
 	"github.com/fraiseql/observer/host/config"
+	"github.com/fraiseql/observer/host/engine"
 	"github.com/fraiseql/observer/host/resilience"
 	"github.com/spf13/cobra"
 )
