@@ -135,6 +135,9 @@ type memStore struct {
 	putDeadErrs int
 	saves       int
 	onSave      func(source.Cursor)
+	// fenced makes every save and dead letter fail as a deposed
+	// leader's would.
+	fenced bool
 }
 
 func newMemStore() *memStore { return &memStore{cursors: map[string]source.Cursor{}} }
@@ -149,6 +152,9 @@ func (m *memStore) LoadCursor(ctx context.Context, src, group string) (source.Cu
 func (m *memStore) SaveCursor(ctx context.Context, src, group string, cur source.Cursor) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.fenced {
+		return &source.FencedError{Source: src, Group: group, Op: "save cursor", Epoch: 1, Current: 2}
+	}
 	if m.onSave != nil {
 		m.onSave(cur)
 	}
@@ -166,6 +172,9 @@ func (m *memStore) cursor(src, group string) source.Cursor {
 func (m *memStore) PutDead(ctx context.Context, d source.DeadLetter) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.fenced {
+		return 0, &source.FencedError{Source: d.Source, Group: d.Group, Op: "put dead letter", Epoch: 1, Current: 2}
+	}
 	if m.failPutDead > 0 {
 		m.failPutDead--
 		m.putDeadErrs++

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,5 +217,83 @@ func TestCleanStopRestartRedeliversNothing(t *testing.T) {
 	}
 	if n := len(x2.requests()); n != 2 {
 		t.Errorf("restart sent %d effects, want 2", n)
+	}
+}
+
+// TestDeposedRunStops: once the store refuses the run's writes because
+// another process leads (source.ErrFenced), the run stops by itself: it
+// reads nothing more, cancels its running work at once instead of
+// draining it for ShutdownTimeout, saves nothing, and Run returns the
+// fencing error. A dead letter refused the same way deposes it too, and
+// the event stays unfinished for the new leader.
+func TestDeposedRunStops(t *testing.T) {
+	for _, via := range []string{"checkpoint save", "dead letter"} {
+		t.Run(via, func(t *testing.T) {
+			src, store := newMemSource("db"), newMemStore()
+			for i := range 20 {
+				src.add(ev("orders", fmt.Sprintf("k%d", i), event.OpInsert, nil))
+			}
+			release := make(chan struct{})
+			var calls atomic.Int64
+			actor := &actorFunc{name: "slow", fn: func(ctx context.Context, in *abi.Input) (abi.ActResult, error) {
+				if n := calls.Add(1); n <= 10 || n > 12 {
+					return abi.ActResult{ABI: abi.VersionString}, nil
+				}
+				select { // two held until cancelled: running work at deposition
+				case <-ctx.Done():
+					return abi.ActResult{}, ctx.Err()
+				case <-release:
+				}
+				return abi.ActResult{ABI: abi.VersionString}, nil
+			}}
+			defer close(release)
+			cfg := Config{
+				Concurrency: 4, CheckpointInterval: 20 * time.Millisecond, ShutdownTimeout: 30 * time.Second,
+				Observers: []Observer{{Name: "o", Entity: "orders", Action: ActStep{Plugin: actor}, Retry: fastRetry(1, time.Millisecond)}},
+			}
+			if via == "dead letter" {
+				// The event added after fencing fails: its dead letter is refused.
+				cfg.Observers[0].Action.Plugin = &actorFunc{name: "fails", fn: func(ctx context.Context, in *abi.Input) (abi.ActResult, error) {
+					if in.Event.Key == "later" {
+						return abi.ActResult{}, errors.New("boom")
+					}
+					return actor.fn(ctx, in)
+				}}
+				cfg.CheckpointInterval = time.Hour // only the dead letter can find out
+			}
+			h := start(t, cfg, src, store, map[string]effect.Executor{"log": &recExec{}})
+			waitFor(t, 10*time.Second, "work running", func() bool { return calls.Load() > 10 })
+			store.mu.Lock()
+			before := store.cursors["db/"+DefaultGroup]
+			store.fenced = true
+			store.mu.Unlock()
+			src.add(ev("orders", "later", event.OpInsert, nil))
+			read := len(src.deliveredPositions())
+
+			t0 := time.Now()
+			var err error
+			select {
+			case err = <-h.done:
+				h.done <- err
+			case <-time.After(10 * time.Second):
+				t.Fatal("a deposed run did not stop by itself")
+			}
+			if d := time.Since(t0); d > 5*time.Second {
+				t.Errorf("deposed run took %s to stop: it drained instead of abandoning", d)
+			}
+			var fe *source.FencedError
+			if !errors.Is(err, source.ErrFenced) || !errors.As(err, &fe) {
+				t.Fatalf("Run = %v, want the fencing error", err)
+			}
+			if got := store.cursor("db", DefaultGroup); !sameCursor(got, before) {
+				t.Errorf("cursor changed after fencing: %+v → %+v", before, got)
+			}
+			if len(store.deadLetters()) != 0 {
+				t.Errorf("dead letters stored after fencing: %d", len(store.deadLetters()))
+			}
+			if n := len(src.deliveredPositions()); n > read+1 || (via == "dead letter" && n != read+1) {
+				t.Errorf("read %d more events after being deposed", n-read)
+			}
+		})
 	}
 }

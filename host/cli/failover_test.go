@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fraiseql/observer/host/source/sqlite"
+)
+
+// TestFailoverSQLite runs real `observer run` processes on one SQLite
+// file. One leads; the other waits. A SIGKILLed leader is replaced at once
+// (its lease names a process that no longer exists), not after the lease
+// expires. A leader frozen with SIGSTOP keeps its lease until it expires,
+// then a standby takes over; when the frozen process resumes, its lease is
+// gone and its writes are fenced: it stops its engine and waits as a
+// standby, and the checkpoint never moves backwards. Every order is
+// delivered; repeats only for work in flight at a kill or freeze.
+func TestFailoverSQLite(t *testing.T) {
+	bin := buildObserver(t)
+	var mu sync.Mutex
+	seen := map[int]int{} // order id → deliveries
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var o struct{ ID int }
+		if json.Unmarshal(b, &o) == nil {
+			mu.Lock()
+			seen[o.ID]++
+			mu.Unlock()
+		}
+	}))
+	defer srv.Close()
+	distinct := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen)
+	}
+	cfgPath, dbPath := sqliteSetup(t, srv.URL)
+	const ttl = 1500 * time.Millisecond
+	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("\n[failover]\npoll_interval = \"50ms\"\nlease_ttl = \"1500ms\"\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	type proc struct {
+		cmd    *exec.Cmd
+		stderr *syncBuffer
+		done   chan error
+	}
+	start := func() *proc {
+		p := &proc{cmd: exec.Command(bin, "--config", cfgPath, "run", "--progress", "0"), stderr: &syncBuffer{}, done: make(chan error, 1)}
+		p.cmd.Stderr = p.stderr
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { p.done <- p.cmd.Wait() }()
+		t.Cleanup(func() {
+			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+			_ = p.cmd.Process.Kill()
+		})
+		return p
+	}
+	store, err := sqlite.OpenStore(context.Background(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	type lease struct{ pid, epoch int }
+	current := func() lease {
+		l, ok, err := store.CurrentLease(context.Background(), "shop", "default")
+		if err != nil || !ok {
+			return lease{}
+		}
+		pid, _ := strconv.Atoi(strings.Split(l.Holder, ":")[1])
+		return lease{pid, int(l.Epoch)}
+	}
+	all := []*proc{}
+	dump := func() string {
+		var b strings.Builder
+		for _, p := range all {
+			b.WriteString("--- pid " + strconv.Itoa(p.cmd.Process.Pid) + ":\n" + p.stderr.String())
+		}
+		return b.String()
+	}
+	waitUntil := func(what string, d time.Duration, cond func() bool) time.Duration {
+		t.Helper()
+		t0 := time.Now()
+		for !cond() {
+			if time.Since(t0) > d {
+				t.Fatalf("timed out after %s waiting for %s\n%s", d, what, dump())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return time.Since(t0)
+	}
+	byPid := func(pid int) *proc {
+		for _, p := range all {
+			if p.cmd.Process.Pid == pid {
+				return p
+			}
+		}
+		t.Fatalf("lease holder pid %d is none of the test's processes\n%s", pid, dump())
+		return nil
+	}
+
+	a, b := start(), start()
+	all = append(all, a, b)
+	waitUntil("a leader", 30*time.Second, func() bool { return current().epoch == 1 })
+	first := byPid(current().pid)
+	standby := a
+	if first == a {
+		standby = b
+	}
+	insertOrders(t, dbPath, 1, 40)
+	waitUntil("orders 1-40", 30*time.Second, func() bool { return distinct() == 40 })
+	time.Sleep(300 * time.Millisecond) // one more checkpoint
+	if strings.Contains(standby.stderr.String(), "engine started") {
+		t.Fatalf("the standby started an engine while the other process leads:\n%s", standby.stderr.String())
+	}
+
+	// 1. SIGKILL: taken over at once, well within the lease's TTL.
+	_ = first.cmd.Process.Kill()
+	<-first.done
+	took := waitUntil("takeover after SIGKILL", 10*time.Second, func() bool { return current().epoch == 2 })
+	if current().pid != standby.cmd.Process.Pid {
+		t.Fatalf("epoch 2 is held by pid %d, not the standby %d", current().pid, standby.cmd.Process.Pid)
+	}
+	if took >= ttl {
+		t.Errorf("takeover after SIGKILL took %s: the dead holder's lease should not be waited for (TTL %s)", took, ttl)
+	}
+	insertOrders(t, dbPath, 41, 80)
+	waitUntil("orders 41-80 from the new leader", 30*time.Second, func() bool { return distinct() == 80 })
+
+	// 2. SIGSTOP: the frozen leader's lease expires, a new standby takes over.
+	leader := standby
+	c := start()
+	all = append(all, c)
+	time.Sleep(500 * time.Millisecond) // c is a standby by now
+	cpBefore, _, _ := store.LoadCursor(context.Background(), "shop", "default")
+	if err := leader.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	frozenAt := time.Now()
+	insertOrders(t, dbPath, 81, 120)
+	waitUntil("takeover from the frozen leader", 10*time.Second, func() bool { return current().epoch == 3 })
+	tookFrozen := time.Since(frozenAt)
+	if current().pid != c.cmd.Process.Pid {
+		t.Fatalf("epoch 3 is held by pid %d, not %d", current().pid, c.cmd.Process.Pid)
+	}
+	if tookFrozen < ttl/2 {
+		t.Errorf("the frozen leader's lease was taken after %s, before it could have expired (TTL %s)", tookFrozen, ttl)
+	}
+	waitUntil("orders 81-120 from the third leader", 30*time.Second, func() bool { return distinct() == 120 })
+
+	// 3. The frozen one resumes: deposed, it stops and waits as a standby.
+	if err := leader.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil("the resumed process to notice", 10*time.Second, func() bool {
+		return strings.Contains(leader.stderr.String(), "leadership lost")
+	})
+	insertOrders(t, dbPath, 121, 160)
+	waitUntil("orders 121-160", 30*time.Second, func() bool { return distinct() == 160 })
+	time.Sleep(300 * time.Millisecond)
+	if l := current(); l.epoch != 3 || l.pid != c.cmd.Process.Pid {
+		t.Errorf("lease after the resume: %+v, want epoch 3 held by %d", l, c.cmd.Process.Pid)
+	}
+	cp, _, err := store.LoadCursor(context.Background(), "shop", "default")
+	if err != nil || cp.Through < cpBefore.Through || cp.Through != 160 {
+		t.Errorf("checkpoint %d (before the freeze %d), want 160", cp.Through, cpBefore.Through)
+	}
+
+	for _, p := range []*proc{leader, c} {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-p.done:
+			if err != nil {
+				t.Errorf("pid %d exit after SIGTERM: %v\n%s", p.cmd.Process.Pid, err, p.stderr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("pid %d did not stop\n%s", p.cmd.Process.Pid, p.stderr.String())
+		}
+	}
+	mu.Lock()
+	repeats := 0
+	for id := 1; id <= 160; id++ {
+		if seen[id] == 0 {
+			t.Errorf("order %d never delivered", id)
+		}
+		repeats += seen[id] - 1
+	}
+	mu.Unlock()
+	if repeats > 80 {
+		t.Errorf("%d repeated deliveries: more than the work in flight at one kill and one freeze", repeats)
+	}
+	t.Logf("takeover after SIGKILL %s (lease TTL %s); after SIGSTOP %s; 160 orders delivered, %d repeats",
+		took.Round(time.Millisecond), ttl, tookFrozen.Round(time.Millisecond), repeats)
+}
