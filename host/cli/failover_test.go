@@ -212,3 +212,27 @@ func TestFailoverSQLite(t *testing.T) {
 	t.Logf("takeover after SIGKILL %s (lease TTL %s); after SIGSTOP %s; 160 orders delivered, %d repeats",
 		took.Round(time.Millisecond), ttl, tookFrozen.Round(time.Millisecond), repeats)
 }
+
+// TestRunAdminFlag: `run --admin` follows the rules of [admin] address,
+// and a second process on a taken address is told what to do.
+func TestRunAdminFlag(t *testing.T) {
+	cfgPath, _ := sqliteSetup(t, "http://127.0.0.1:1")
+	for _, tc := range []struct {
+		addr string
+		want string
+	}{
+		{"0.0.0.0:9999", `"0.0.0.0:9999" is not a loopback address`},
+		{"9999", `--admin: got "9999", want host:port`},
+	} {
+		code, _, stderr := runCLI(t, context.Background(), "--config", cfgPath, "run", "--admin", tc.addr)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("run --admin %s: exit %d: %s", tc.addr, code, stderr)
+		}
+	}
+	taken := httptest.NewServer(http.NotFoundHandler())
+	defer taken.Close()
+	code, _, stderr := runCLI(t, context.Background(), "--config", cfgPath, "run", "--admin", strings.TrimPrefix(taken.URL, "http://"))
+	if code != exitFailed || !strings.Contains(stderr, "the address is in use") || !strings.Contains(stderr, "its own [admin] address") {
+		t.Errorf("run on a taken admin address: exit %d: %s", code, stderr)
+	}
+}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/fraiseql/observer/host/admin"
 	"github.com/fraiseql/observer/host/config"
 	"github.com/fraiseql/observer/host/engine"
 	"github.com/fraiseql/observer/host/resilience"
@@ -16,6 +18,7 @@ import (
 func (a *app) runCommand() *cobra.Command {
 	var dryRun, replay bool
 	var progress time.Duration
+	var adminAddr string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Capture changes and run the observers until interrupted",
@@ -39,6 +42,11 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("admin") {
+				if err := overrideAdmin(cfg, adminAddr); err != nil {
+					return err
+				}
 			}
 			log := a.logger(cfg.Observer.LogLevel.String(), cfg.Observer.LogFormat)
 			ctx := cmd.Context()
@@ -89,8 +97,27 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run the plugins but only log the effects (under its own checkpoint group GROUP.dry-run)")
 	cmd.Flags().BoolVar(&replay, "replay", false, "run (observer, event) pairs that dedup records say finished, repeating their effects")
+	cmd.Flags().StringVar(&adminAddr, "admin", "", `the admin server's address, instead of [admin] address ("" disables it); each process on one machine needs its own`)
 	cmd.Flags().DurationVar(&progress, "progress", 5*time.Second, "how often to print a progress line to stderr (0: never)")
 	return cmd
+}
+
+// overrideAdmin applies `run --admin ADDR` with the rules of [admin]
+// address: "" disables the server, a non-loopback address needs a token.
+func overrideAdmin(cfg *config.Config, addr string) error {
+	addr = strings.TrimSpace(addr)
+	cfg.Admin.Address, cfg.Admin.Enabled = addr, addr != ""
+	if addr == "" {
+		return nil
+	}
+	lo, err := admin.Loopback(addr)
+	if err != nil {
+		return usagef("--admin: got %q, want host:port such as %q, or \"\" to disable the admin server", addr, config.DefaultAdminAddress)
+	}
+	if !lo && cfg.Admin.Token == "" {
+		return usagef("--admin: %q is not a loopback address: set [admin] token_env or token_file in %s first, or bind to 127.0.0.1", addr, cfg.Path)
+	}
+	return nil
 }
 
 func logRunning(log *slog.Logger, cfg *config.Config, dryRun, replay bool, epoch int64) {

@@ -66,6 +66,12 @@
 //	# token_file = "admin.token"          # or from this file (one of them)
 //	journal_size = 10000           # recent events debug-event explains; 0: none
 //
+//	[failover]
+//	enabled = true                 # elect one leader per source and group
+//	poll_interval = "1s"           # how often a standby tries to lead
+//	check_interval = "1s"          # postgres: leader checks it still holds the lock
+//	lease_ttl = "10s"              # sqlite: lease length, renewed every third
+//
 //	[plugins.webhook]
 //	path = "plugins/webhook.wasm"  # required; must exist
 //	memory_limit = "64MiB"         # guest memory cap

@@ -143,7 +143,29 @@ func HolderGone(holder string) bool {
 		return true
 	}
 	// Signal 0 checks existence without signalling; ESRCH: no such process.
-	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+		return true
+	}
+	return zombie(pid)
+}
+
+// zombie reports whether pid has exited but not been reaped yet (Linux's
+// /proc), which kill(pid, 0) cannot tell from a live process. A leader
+// killed under a parent that does not reap its children (an init that is
+// not one) stays a zombie indefinitely.
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses, so the
+	// state is the first field after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return false
+	}
+	st := b[i+2]
+	return st == 'Z' || st == 'X'
 }
 
 // sleep waits d or until ctx ends, reporting whether ctx is still alive.

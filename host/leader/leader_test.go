@@ -248,6 +248,22 @@ func TestSQLiteTakesOverADeadHoldersLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadHolder := fmt.Sprintf("%s:%d:abcdef", host, child.Process.Pid)
+	// One killed but not reaped yet: a zombie, which kill(pid, 0) still
+	// finds (a leader killed under a parent that does not reap).
+	zombie := exec.Command("sleep", "60")
+	if err := zombie.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_ = zombie.Process.Kill()
+	zombieHolder := fmt.Sprintf("%s:%d:abcdef", host, zombie.Process.Pid)
+	deadline := time.Now().Add(5 * time.Second)
+	for !HolderGone(zombieHolder) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // until the kill has landed
+	}
+	if !HolderGone(zombieHolder) {
+		t.Errorf("a killed, unreaped process is not gone")
+	}
+	_ = zombie.Wait()
 	liveHolder := fmt.Sprintf("%s:%d:abcdef", host, os.Getppid())
 	if !HolderGone(deadHolder) || HolderGone(liveHolder) || HolderGone("elsewhere:1:abcdef") || HolderGone("garbage") {
 		t.Fatalf("HolderGone: dead %v live %v other host %v garbage %v",
