@@ -51,6 +51,7 @@ var _ admin.Backend = (*instance)(nil)
 // Wiring in `observer run`:
 //
 //	in := newInstance(cfg, sup)
+//	sup.onReload, sup.onStopped = in.metrics.Reloaded, in.stopped
 //	sup.opts.Hooks = joinHooks(sup.opts.Hooks, in.hooks())
 //	srv, err := startAdmin(cfg, in, log) // nil when [admin] is disabled
 //	if err != nil { return err }
@@ -73,6 +74,12 @@ func (in *instance) hooks() engine.Hooks {
 	return joinHooks(in.metrics.Hooks(), in.journal.Hooks())
 }
 
+// stopped is supervisor.onStopped: the metrics keep the events the
+// stopped engine read.
+func (in *instance) stopped(st *stack) {
+	in.metrics.EngineStopped(st.cfg.Source.Name, st.engine)
+}
+
 // setBreakers gives the status and metrics the process's circuit breaker
 // registry. Create it with
 // resilience.BreakersOptions{OnStateChange: in.metrics.BreakerChanged}
@@ -85,12 +92,15 @@ func (in *instance) setBreakers(b metrics.Breakers) {
 
 // target is metrics.Options.Target: the engine running now.
 func (in *instance) target() metrics.Target {
-	st, _ := in.run.current()
+	st, phase := in.run.current()
 	in.mu.RLock()
 	b := in.breakers
 	in.mu.RUnlock()
 	t := metrics.Target{Breakers: b}
-	if st == nil {
+	if st == nil || phase == phaseStandby {
+		// A standby's engine has not loaded the checkpoint: its figures
+		// (checkpoint 0, the whole log as lag) would mislead. The leader
+		// reports the source.
 		return t
 	}
 	t.Source, t.Group, t.Type = st.cfg.Source.Name, st.cfg.Observer.Group, st.cfg.Source.Type
@@ -197,8 +207,7 @@ func (in *instance) Reload(ctx context.Context) (admin.ReloadResult, error) {
 		return admin.ReloadResult{}, admin.ErrReloadBusy
 	}
 	defer in.reloads.Unlock()
-	err := in.run.Reload(ctx)
-	in.metrics.Reloaded(err)
+	err := in.run.Reload(ctx) // counted by the supervisor (onReload)
 	st, phase := in.run.current()
 	switch {
 	case err == nil:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -129,6 +130,24 @@ action = { plugin = "webhook", config = { url = "` + srv.URL + `/big" } }
 	insertOrders(t, dbPath, 11, 15)
 	waitUntil("5 orders on /v2", func() bool { return count("/v2") == 5 })
 	waitUntil("big orders", func() bool { return count("/big") >= 1 })
+
+	// `observer run` serves its metrics, and counts SIGHUP reloads.
+	m := regexp.MustCompile(`admin server listening" address=(\S+)`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no admin address logged:\n%s", stderr.String())
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, w := range []string{`observer_config_reloads_total{result="failure"} 1`, `observer_config_reloads_total{result="success"} 1`,
+		`observer_events_read_total{source="shop"} 15`, `observer_leader 1`} {
+		if !strings.Contains(string(body), w) {
+			t.Errorf("/metrics lacks %s:\n%s", w, grepLines(string(body), "observer_config", "observer_events_read", "observer_leader"))
+		}
+	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -59,6 +59,7 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 			}
 			sup := newSupervisor(a, log, buildOptions{DryRun: dryRun, Replay: replay}, suffix)
 			in := newInstance(cfg, sup)
+			sup.onReload, sup.onStopped = in.metrics.Reloaded, in.stopped
 			// One breaker registry for the process: a reload keeps what
 			// the breakers learnt about the endpoints.
 			sup.opts.Breakers = resilience.NewBreakers(resilience.BreakersOptions{OnStateChange: in.metrics.BreakerChanged})

@@ -56,6 +56,7 @@ func TestStatusDebugEventReload(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	sup := newSupervisor(a, log, buildOptions{}, "")
 	in := newInstance(cfg, sup)
+	sup.onReload, sup.onStopped = in.metrics.Reloaded, in.stopped
 	sup.opts.Hooks = joinHooks(sup.opts.Hooks, in.hooks())
 	admin, err := startAdmin(cfg, in, log)
 	if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 
 	"fmt"
 	"log/slog"
@@ -36,6 +37,12 @@ type supervisor struct {
 	identity string
 
 	reloads chan reloadRequest
+	// onReload, when set, is told the outcome of every reload, from
+	// SIGHUP or the admin server alike (the reload counter).
+	onReload func(error)
+	// onStopped, when set, is told of every stack whose engine's Run has
+	// returned (the events-read counter keeps its reads).
+	onStopped func(*stack)
 
 	mu    sync.Mutex
 	cur   *stack
@@ -98,6 +105,9 @@ func (s *supervisor) Reload(ctx context.Context) error {
 	}
 	select {
 	case err := <-req.done:
+		if s.onReload != nil {
+			s.onReload(err)
+		}
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -145,17 +155,35 @@ func (s *supervisor) watchSIGHUP(ctx context.Context) {
 // swapping engines on reload. It closes every stack it ran.
 func (s *supervisor) run(ctx context.Context, first *stack) error {
 	cur := first
+	// reply answers the reload that started cur, once cur's engine has
+	// loaded its checkpoint: what the caller sees next is the new engine.
+	var reply chan error
 	for {
 		s.set(cur, phaseRunning)
 		engCtx, stopEngine := context.WithCancel(ctx)
 		errc := make(chan error, 1)
 		go func(e *engine.Engine) { errc <- e.Run(engCtx) }(cur.engine)
+		if reply != nil {
+			<-cur.engine.Started()
+			select {
+			case err := <-errc:
+				errc <- err // handled below
+				if err == nil {
+					err = errors.New("stopped while starting")
+				}
+				reply <- fmt.Errorf("the new engine did not start: %w", err)
+			default:
+				reply <- nil
+			}
+			reply = nil
+		}
 	wait:
 		for {
 			select {
 			case err := <-errc:
 				stopEngine()
 				s.set(nil, phaseStopping)
+				s.stopped(cur)
 				st := cur.engine.Stats()
 				cur.Close(context.WithoutCancel(ctx))
 				if err != nil {
@@ -175,6 +203,7 @@ func (s *supervisor) run(ctx context.Context, first *stack) error {
 				// and saves its checkpoint), then start the new one there.
 				stopEngine()
 				runErr := <-errc
+				s.stopped(cur)
 				cur.Close(context.WithoutCancel(ctx))
 				if runErr != nil {
 					next.Close(context.WithoutCancel(ctx))
@@ -183,11 +212,16 @@ func (s *supervisor) run(ctx context.Context, first *stack) error {
 					return fmt.Errorf("engine: %w", runErr)
 				}
 				describeReload(s.log, cur.cfg, next.cfg)
-				cur = next
-				req.done <- nil
+				cur, reply = next, req.done
 				break wait
 			}
 		}
+	}
+}
+
+func (s *supervisor) stopped(st *stack) {
+	if s.onStopped != nil {
+		s.onStopped(st)
 	}
 }
 

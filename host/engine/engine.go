@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -157,7 +158,11 @@ type Engine struct {
 	// byEntity routes an entity to the observers watching it.
 	byEntity map[string][]*observer
 	running  atomic.Bool
-	stats    counters
+	// started is closed once Run has loaded the cursor and opened the
+	// source, or has returned.
+	started     chan struct{}
+	startedOnce sync.Once
+	stats       counters
 }
 
 // New validates cfg and prepares an engine. It opens nothing: Run opens
@@ -216,6 +221,7 @@ func New(cfg Config, src source.Source, store source.Store, exec map[string]effe
 		}
 	}
 	e := &Engine{
+		started:  make(chan struct{}),
 		cfg:      cfg,
 		src:      src,
 		store:    store,
@@ -295,6 +301,13 @@ func prepareObserver(i int, o Observer) (*observer, error) {
 
 // route appends to dst the observers that want ev. A condition that fails
 // to evaluate is reported with the observer, so its unit dead-letters.
+// Started is closed once Run has loaded the checkpoint and opened the
+// source (Stats then report the loaded checkpoint), or once Run has
+// returned without getting that far.
+func (e *Engine) Started() <-chan struct{} { return e.started }
+
+func (e *Engine) markStarted() { e.startedOnce.Do(func() { close(e.started) }) }
+
 func (e *Engine) route(ev *event.Event, dst []routed) []routed {
 	bit := opBit(ev.Op)
 	for _, o := range e.byEntity[ev.Entity] {

@@ -71,6 +71,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if !e.running.CompareAndSwap(false, true) {
 		return errors.New("engine: Run called more than once")
 	}
+	defer e.markStarted()
 	name, group := e.src.Name(), e.cfg.Group
 	cur, _, err := e.store.LoadCursor(ctx, name, group)
 	if err != nil {
@@ -90,6 +91,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("engine: open source %q at %d (+%d pending): %w", name, cur.Through, len(cur.Pending), err)
 	}
+	e.markStarted()
 	e.log.LogAttrs(ctx, slog.LevelInfo, "engine started",
 		slog.String(logSource, name), slog.String(logGroup, group),
 		slog.Uint64(logThrough, cur.Through), slog.Int(logPending, len(cur.Pending)),

@@ -130,6 +130,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	for s, n := range m.readBase {
 		reads[s] = n
 	}
+	counted := t.Engine != nil && m.folded[t.Engine]
 	m.mu.Unlock()
 
 	leader := 0.0
@@ -144,7 +145,9 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if t.Engine != nil {
 		st := t.Engine.Stats()
-		reads[t.Source] += st.EventsRead
+		if !counted {
+			reads[t.Source] += st.EventsRead
+		}
 		ch <- prometheus.MustNewConstMetric(descInFlightEvents, prometheus.GaugeValue, float64(st.InFlight), t.Source)
 		ch <- prometheus.MustNewConstMetric(descCheckpoint, prometheus.GaugeValue, float64(st.CheckpointThrough), t.Source)
 		ch <- prometheus.MustNewConstMetric(descCheckpointPending, prometheus.GaugeValue, float64(st.CheckpointPending), t.Source)

@@ -124,11 +124,13 @@ type Metrics struct {
 
 	leader atomic.Bool
 
-	mu sync.Mutex // guards target and readBase
+	mu sync.Mutex // guards target, readBase and folded
 	// target is the current engine; readBase the events read by engines
-	// before it, per source.
+	// before it, per source; folded the engines already counted in
+	// readBase, which must not be counted again.
 	target   Target
 	readBase map[string]uint64
+	folded   map[StatsReader]bool
 	// Inspector look-ups, cached.
 	head cached[source.Head]
 	dead cached[int64]
@@ -183,6 +185,7 @@ func New(opts Options) *Metrics {
 		reg:      prometheus.NewRegistry(),
 		started:  opts.Now(),
 		readBase: map[string]uint64{},
+		folded:   map[StatsReader]bool{},
 		eventsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "observer_events_finished_total",
 			Help: "Events whose every observer unit finished (done, filtered, dead-lettered or deduplicated), or that no observer wanted.",
@@ -268,10 +271,33 @@ func (m *Metrics) SetTarget(t Target) {
 	m.setTargetLocked(t)
 }
 
+// EngineStopped folds the events read by e, an engine of source whose
+// Run has returned, into observer_events_read_total for good. Call it for
+// every engine that stops: in pull mode (Options.Target) an engine that
+// ran between two scrapes is otherwise never seen, and its reads would be
+// lost from the counter. Calling it more than once for e, or SetTarget
+// after it, counts e once.
+func (m *Metrics) EngineStopped(source string, e StatsReader) {
+	if e == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.foldLocked(source, e)
+}
+
+func (m *Metrics) foldLocked(source string, e StatsReader) {
+	if m.folded[e] {
+		return
+	}
+	m.folded[e] = true
+	m.readBase[source] += e.Stats().EventsRead
+}
+
 func (m *Metrics) setTargetLocked(t Target) {
 	old := m.target
 	if old.Engine != nil && old.Engine != t.Engine {
-		m.readBase[old.Source] += old.Engine.Stats().EventsRead
+		m.foldLocked(old.Source, old.Engine)
 	}
 	if old.Engine != t.Engine || old.Inspector != t.Inspector {
 		m.head.reset()
