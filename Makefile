@@ -8,8 +8,10 @@ GOFLAGS_WASM := -buildmode=c-shared -trimpath -ldflags='-s -w'
 TEST_TIMEOUT ?= 12m
 # Short fuzz run per target inside make test; `make fuzz FUZZTIME=5m` for longer.
 FUZZTIME ?= 5s
+# SIGKILLs of `observer run` in the crash test (make test and make crash-test).
+CRASH_KILLS ?= 20
 
-.PHONY: all build plugins examples toolchains run test vet fmt-check conformance fuzz bench clean
+.PHONY: all build plugins examples toolchains run test crash-test vet fmt-check conformance fuzz bench clean
 
 # Guest languages of the example plugins. Each has a fragment mk/lang-LANG.mk
 # that defines toolchain-LANG (installs its compiler on a fresh machine,
@@ -72,8 +74,14 @@ test: fmt-check vet build plugins conformance
 	cd abi && $(GO) test -count=1 ./...
 	cd sdk-guest/go && $(GO) test -count=1 ./...
 	cd plugins && $(GO) test -count=1 ./...
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	OBSERVER_CRASH_KILLS=$(CRASH_KILLS) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+# The crash test alone: a Pagila replay into a private PostgreSQL server
+# while `observer run` is killed with SIGKILL CRASH_KILLS times and the
+# server is restarted once; prints the figures. See examples/pagila/README.md.
+crash-test:
+	OBSERVER_CRASH_KILLS=$(CRASH_KILLS) $(GO) test -count=1 -run '^TestCrashHarness$$' -v -timeout $(TEST_TIMEOUT) ./examples/pagila/
 
 # Each fuzz target for FUZZTIME (go test fuzzes one target per run), in
 # whichever module (root, sdk-guest/go, plugins) holds it.

@@ -66,9 +66,26 @@ type pagila struct {
 
 // maxRental bounds the replay to rentals with id ≤ maxRental and their
 // returns and payments, so a test replays a slice of Pagila in seconds.
+// The database is a scratch database on the shared server
+// (testenv.Postgres); newPagilaAt takes any database instead.
 func newPagila(t testing.TB, maxRental int64, extraConfig string) *pagila {
 	t.Helper()
-	ctx := context.Background()
+	dataDir := pagilaPrerequisites(t)
+	return setupPagila(t, dataDir, testenv.Postgres(t), maxRental, extraConfig)
+}
+
+// newPagilaAt is newPagila on the empty database at dsn, such as one of a
+// private cluster (testenv.StartCluster) that the test may restart.
+func newPagilaAt(t testing.TB, dsn string, maxRental int64, extraConfig string) *pagila {
+	t.Helper()
+	dataDir := pagilaPrerequisites(t)
+	return setupPagila(t, dataDir, dsn, maxRental, extraConfig)
+}
+
+// pagilaPrerequisites returns the Pagila data directory after checking
+// that it and psql are there (testenv.Missing otherwise).
+func pagilaPrerequisites(t testing.TB) string {
+	t.Helper()
 	dataDir, err := workload.DataDir(testenv.RepoRoot(t))
 	if err != nil {
 		testenv.Missing(t, "Pagila data (../shared/data/pagila)", err)
@@ -76,7 +93,14 @@ func newPagila(t testing.TB, maxRental int64, extraConfig string) *pagila {
 	if _, err := exec.LookPath("psql"); err != nil {
 		testenv.Missing(t, "psql", err)
 	}
-	p := &pagila{t: t, dsn: testenv.Postgres(t), bin: observerBinary(t)}
+	return dataDir
+}
+
+func setupPagila(t testing.TB, dataDir, dsn string, maxRental int64, extraConfig string) *pagila {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	p := &pagila{t: t, dsn: dsn, bin: observerBinary(t)}
 	p.db, err = sql.Open("pgx", p.dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -432,4 +456,22 @@ func (p *pagila) setMaxInFlight(t testing.TB, n int) {
 // kills land in the middle of the workload.
 func (p *pagila) replayPaced(ctx context.Context, pause time.Duration) error {
 	return workload.Replay(ctx, p.db, workload.Postgres, p.steps, workload.ReplayOptions{StepsPerTx: 20, Pause: pause})
+}
+
+// replayStepsPaced replays steps (a part of p.steps) with a pause between
+// transactions.
+func (p *pagila) replayStepsPaced(ctx context.Context, steps []workload.Step, pause time.Duration) error {
+	return workload.Replay(ctx, p.db, workload.Postgres, steps, workload.ReplayOptions{StepsPerTx: 20, Pause: pause})
+}
+
+// exited reports, without waiting, whether the process has ended (by
+// itself or killed) and its exit error.
+func (pr *process) exited() (bool, error) {
+	select {
+	case err := <-pr.done:
+		pr.done <- err
+		return true, err
+	default:
+		return false, nil
+	}
 }
