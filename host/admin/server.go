@@ -167,7 +167,7 @@ func New(cfg Config, b Backend) (*Server, error) {
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Address)
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("admin: listen on %s: the address is in use (another observer on this machine? give each instance its own [admin] address, or disable it): %w", s.cfg.Address, err)
+		return fmt.Errorf("admin: listen on %s: the address is in use (another observer on this machine? give each instance its own [admin] address or run --admin ADDR, or disable it): %w", s.cfg.Address, err)
 	}
 	if err != nil {
 		return fmt.Errorf("admin: listen on %s: %w", s.cfg.Address, err)

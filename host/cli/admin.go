@@ -11,7 +11,6 @@ import (
 	"github.com/fraiseql/observer/host/admin"
 	"github.com/fraiseql/observer/host/config"
 	"github.com/fraiseql/observer/host/engine"
-	"github.com/fraiseql/observer/host/event"
 	"github.com/fraiseql/observer/host/journal"
 	"github.com/fraiseql/observer/host/metrics"
 	"github.com/fraiseql/observer/host/source"
@@ -131,7 +130,7 @@ func (in *instance) Ready() (bool, string, string) {
 	case phaseStarting:
 		return false, phase, "starting: loading plugins and opening the source"
 	case phaseStandby:
-		return false, phase, "standby: another process leads this source and group; this one takes over from the checkpoint when that one stops"
+		return false, phase, "another process leads this source and group; this one takes over from the checkpoint when that one stops"
 	case phaseReloading:
 		return false, phase, "reloading the configuration: the previous engine runs until the new one is built"
 	case phaseStopping:
@@ -181,7 +180,7 @@ func (in *instance) Event(ctx context.Context, id string) (journal.Report, error
 	}
 	var decisions []engine.RouteDecision
 	if rec.DecodeErr == nil {
-		decisions = decide(cfg, rec.Event)
+		decisions = st.engine.Decide(rec.Event)
 	}
 	// The store lists by source and group only; debug-event is rare, so
 	// scanning the group's dead letters is acceptable.
@@ -223,36 +222,6 @@ func (in *instance) Reload(ctx context.Context) (admin.ReloadResult, error) {
 		return admin.ReloadResult{}, err
 	}
 	return admin.ReloadResult{}, admin.Refused(err)
-}
-
-// decide says, for every configured observer, whether it wants ev and
-// why, as the engine's routing does (entity, operations, condition).
-func decide(cfg *config.Config, ev *event.Event) []engine.RouteDecision {
-	out := make([]engine.RouteDecision, 0, len(cfg.Observers))
-	for i := range cfg.Observers {
-		o := &cfg.Observers[i]
-		d := engine.RouteDecision{Observer: o.Name}
-		switch {
-		case o.Entity != ev.Entity:
-			d.Reason = fmt.Sprintf("entity %q is not %q", ev.Entity, o.Entity)
-		case !o.Matches(ev.Op):
-			d.Reason = fmt.Sprintf("operation %s is not one of %v", ev.Op, o.Operations)
-		case o.Condition == nil:
-			d.Matched, d.Reason = true, "matched (no condition)"
-		default:
-			ok, err := o.Condition.Eval(ev)
-			switch {
-			case err != nil:
-				d.Matched, d.Reason = true, "condition error (dead-lettered): "+err.Error()
-			case ok:
-				d.Matched, d.Reason = true, "condition true"
-			default:
-				d.Reason = "condition false"
-			}
-		}
-		out = append(out, d)
-	}
-	return out
 }
 
 // startAdmin starts the admin server of cfg over in; it returns nil and no

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fraiseql/observer/examples/pagila/workload"
+	"github.com/fraiseql/observer/host/leader"
 	"github.com/fraiseql/observer/internal/testenv"
 )
 
@@ -68,5 +69,29 @@ func TestDemoOnDefaultConfig(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "demo", "pagila.db")); err != nil {
 		t.Errorf("demo database not created beside the config: %v", err)
+	}
+}
+
+// TestDemoRefusesARunningObserversDatabase: the demo replaces its
+// database, so it refuses while an observer leads that source.
+func TestDemoRefusesARunningObserversDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "demo.db")
+	path := filepath.Join(dir, "observer.toml")
+	if err := os.WriteFile(path, []byte("[source]\ntype = \"sqlite\"\nname = \"demo\"\ndsn = \"demo.db\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	el := leader.NewSQLite(leader.SQLiteConfig{Path: db, Source: "demo", Group: "default", Holder: "elsewhere:1:abcdef"})
+	lease, err := el.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lease.Release(context.Background()) //nolint:errcheck // test
+	code, _, stderr := runCLI(t, context.Background(), "--config", path, "demo", "--writes", "10")
+	if code != exitUsage || !strings.Contains(stderr, "an observer (elsewhere:1:abcdef) is running on") || !strings.Contains(stderr, "stop it first") {
+		t.Errorf("demo under a running observer: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(db); err != nil {
+		t.Errorf("the database was removed: %v", err)
 	}
 }

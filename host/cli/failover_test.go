@@ -3,11 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,5 +237,39 @@ func TestRunAdminFlag(t *testing.T) {
 	code, _, stderr := runCLI(t, context.Background(), "--config", cfgPath, "run", "--admin", strings.TrimPrefix(taken.URL, "http://"))
 	if code != exitFailed || !strings.Contains(stderr, "the address is in use") || !strings.Contains(stderr, "its own [admin] address") {
 		t.Errorf("run on a taken admin address: exit %d: %s", code, stderr)
+	}
+}
+
+// TestRunRefusesAMissingSQLiteFile: a source.dsn naming no file is a
+// usage error (not an empty database created behind the user's back), and
+// a store that cannot be opened is an error, not a panic.
+func TestRunRefusesAMissingSQLiteFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "observer.toml")
+	write := func(dsn string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf("[source]\ntype = \"sqlite\"\ndsn = %q\n[admin]\nenabled = false\n", dsn)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, dsn := range []string{"fresh.db", "no-such-dir/pagila.db"} {
+		write(dsn)
+		code, _, stderr := runCLI(t, context.Background(), "--config", cfg, "run")
+		if code != exitUsage || !strings.Contains(stderr, "source.dsn") || !strings.Contains(stderr, "does not exist") {
+			t.Errorf("dsn %s: exit %d: %s", dsn, code, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(dir, dsn)); err == nil {
+			t.Errorf("dsn %s: the file was created", dsn)
+		}
+	}
+	// Below the check: a store that cannot be opened fails the build with
+	// its reason (it used to panic closing a nil store).
+	a := &app{stdout: io.Discard, stderr: io.Discard, configPath: cfg, format: "text"}
+	c, err := a.loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := build(context.Background(), c, slog.New(slog.DiscardHandler), buildOptions{}); err == nil || !strings.Contains(err.Error(), "open state store") {
+		t.Errorf("build on a missing directory: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -30,8 +31,9 @@ exactly where it stopped.
 With [failover] enabled (the default), several processes may run on one source
 and group: one leads and works, the others wait as standbys (compiled and
 ready) and take over from the checkpoint when it stops or dies. A process
-that loses its leadership stops its engine and exits with an error, to be
-restarted as a standby. See docs/operations.md.
+that loses its leadership (its database connection dropped, or it was frozen
+past its lease) stops its engine at once and waits as a standby again with a
+fresh one. See docs/operations.md.
 
 SIGHUP (or ` + "`observer reload`" + `) reloads observer.toml and the plugin files: the new
 configuration is built and checked while the old one keeps running, then the old
@@ -47,6 +49,9 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 				if err := overrideAdmin(cfg, adminAddr); err != nil {
 					return err
 				}
+			}
+			if err := sqliteFileExists(cfg); err != nil {
+				return err
 			}
 			log := a.logger(cfg.Observer.LogLevel.String(), cfg.Observer.LogFormat)
 			ctx := cmd.Context()
@@ -121,6 +126,26 @@ func overrideAdmin(cfg *config.Config, addr string) error {
 	return nil
 }
 
+// sqliteFileExists refuses to run on an SQLite file that does not exist:
+// opening it would create an empty database with nothing captured, which
+// is almost always a wrong source.dsn (relative paths are relative to the
+// config file).
+func sqliteFileExists(cfg *config.Config) error {
+	s := cfg.Source
+	if s.Type != config.SourceSQLite || s.DSN == ":memory:" || strings.HasPrefix(s.DSN, "file:") {
+		return nil
+	}
+	path := s.DSN
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if _, err := os.Stat(path); err != nil {
+		return usagef("%s: source.dsn: the SQLite database %s does not exist (relative paths are relative to the config file); "+
+			"create it and run `observer capture install --table T` first", cfg.Path, path)
+	}
+	return nil
+}
+
 func logRunning(log *slog.Logger, cfg *config.Config, dryRun, replay bool, epoch int64) {
 	log.Info("observer running", "source", cfg.Source.Name, "type", cfg.Source.Type,
 		"observers", len(cfg.Observers), "group", cfg.Observer.Group, "dry_run", dryRun, "replay", replay, "epoch", epoch)
@@ -145,9 +170,9 @@ func (a *app) progress(ctx context.Context, sup *supervisor, every time.Duration
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
-				cur, _ := sup.current()
-				if cur == nil {
-					continue
+				cur, phase := sup.current()
+				if cur == nil || phase == phaseStandby {
+					continue // a standby's engine has not started
 				}
 				st := cur.engine.Stats()
 				if st.EventsRead < last.EventsRead {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fraiseql/observer/host/config"
 	"github.com/fraiseql/observer/host/metrics"
 )
 
@@ -37,19 +38,21 @@ type adminClient struct {
 // [admin] address) and token (OBSERVER_ADMIN_TOKEN, else the config's).
 func (a *app) adminClient(flagAddr string) (*adminClient, error) {
 	c := &adminClient{http: &http.Client{Timeout: 3 * time.Minute}}
-	cfg, cfgErr := a.loadStateConfig()
+	// Only [admin] is read: the rest of the file may be mid-edit (and a
+	// reload is how the running instance is told to refuse it).
+	adm, cfgErr := config.LoadAdmin(a.configPath)
 	addr := flagAddr
 	if addr == "" {
 		if cfgErr != nil {
-			return nil, usagef("no --admin address given and the config cannot be read for [admin] address: %v", cfgErr)
+			return nil, usagef("no --admin address given and the config's [admin] table cannot be read: %v", cfgErr)
 		}
-		if !cfg.Admin.Enabled {
-			return nil, usagef("%s: the admin server is disabled ([admin] enabled = false or address = \"\"); enable it or pass --admin HOST:PORT", cfg.Path)
+		if !adm.Enabled {
+			return nil, usagef("%s: the admin server is disabled ([admin] enabled = false or address = \"\"); enable it or pass --admin HOST:PORT", a.configPath)
 		}
-		addr = cfg.Admin.Address
+		addr = adm.Address
 	}
 	if cfgErr == nil {
-		c.token = cfg.Admin.Token
+		c.token = adm.Token
 	}
 	if v := strings.TrimSpace(os.Getenv(EnvAdminToken)); v != "" {
 		c.token = v

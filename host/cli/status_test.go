@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/observer/host/metrics"
+	"github.com/fraiseql/observer/host/resilience"
 )
 
 // TestStatusDebugEventReload runs the real supervisor over an SQLite
@@ -57,6 +58,9 @@ func TestStatusDebugEventReload(t *testing.T) {
 	sup := newSupervisor(a, log, buildOptions{}, "")
 	in := newInstance(cfg, sup)
 	sup.onReload, sup.onStopped = in.metrics.Reloaded, in.stopped
+	// As observer run wires them: the breakers appear in the status.
+	sup.opts.Breakers = resilience.NewBreakers(resilience.BreakersOptions{OnStateChange: in.metrics.BreakerChanged})
+	in.setBreakers(sup.opts.Breakers)
 	sup.opts.Hooks = joinHooks(sup.opts.Hooks, in.hooks())
 	admin, err := startAdmin(cfg, in, log)
 	if err != nil {
@@ -143,7 +147,8 @@ func TestStatusDebugEventReload(t *testing.T) {
 	}
 
 	code, out, stderr := runCLI(t, ctx, "--config", cfgPath, "status", "--admin", addr)
-	for _, w := range []string{"running (ready)", "leader", "SOURCE", "shop", "sqlite", "OBSERVER", "orders", "STAGE", "capture", "route", "plugin", "effect", "◀ slowest", "throughput:"} {
+	for _, w := range []string{"running (ready)", "leader", "SOURCE", "shop", "sqlite", "OBSERVER", "orders", "STAGE", "capture", "route", "plugin", "effect", "◀ slowest", "throughput:",
+		"BREAKER ENDPOINT", "http://127.0.0.1:", "closed"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("status text lacks %q:\n%s%s", w, out, stderr)
 		}
@@ -175,7 +180,7 @@ func TestStatusDebugEventReload(t *testing.T) {
 	code, out, stderr = runCLI(t, ctx, "--config", cfgPath, "debug-event", "shop:2", "--admin", addr)
 	in.journal = journal
 	for _, w := range []string{"from the source", "note: not in the journal", "re-evaluated now", `after:   {"id":2,"total":2.5}`,
-		"orders: matched (matched (no condition)) → dead_lettered", "dead letter #", "400"} {
+		"orders: matched (no condition) → dead_lettered", "dead letter #", "400"} {
 		if code != 0 || !strings.Contains(out, w) {
 			t.Errorf("debug-event shop:2 from the source lacks %q (exit %d):\n%s%s", w, code, out, stderr)
 		}

@@ -280,8 +280,18 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, opts build
 	if err != nil {
 		return nil, err
 	}
-	if s.store, err = openStore(ctx, cfg); err != nil {
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		// Not assigned on failure: a typed nil in the interface would be
+		// closed by s.Close.
 		return nil, fmt.Errorf("open state store for source %q: %w", cfg.Source.Name, err)
+	}
+	s.store = store
+	if st, ok := store.(*sqlite.Store); ok {
+		if tables, err := st.CapturedTables(ctx); err == nil && len(tables) == 0 {
+			log.Warn("no table is captured in this database: no events will arrive until `observer capture install --table T`",
+				"source", cfg.Source.Name, "dsn", cfg.Source.DSN)
+		}
 	}
 	if s.src, err = newSource(cfg, log); err != nil {
 		return nil, err

@@ -2,8 +2,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+
+	"github.com/BurntSushi/toml"
 
 	"github.com/fraiseql/observer/host/admin"
 )
@@ -104,4 +108,27 @@ func (a Admin) view() adminView {
 		v.Token = Redacted
 	}
 	return v
+}
+
+// LoadAdmin reads only the [admin] table of the file at path, for the
+// commands that talk to a running instance (status, reload, debug-event):
+// they must find it even when the rest of the file is being edited and no
+// longer loads — that is when `observer reload` is asked to refuse it.
+// Errors are those of [admin] alone, or of the TOML syntax.
+func LoadAdmin(path string) (Admin, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Admin{}, fmt.Errorf("config file: %w", err)
+	}
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		return Admin{}, fmt.Errorf("%s: TOML syntax: %w", path, err)
+	}
+	d := &decoder{file: path, dir: filepath.Dir(path), env: os.LookupEnv, stateOnly: true}
+	m, _ := doc["admin"].(map[string]any)
+	a := d.adminSettings(d.table("admin", "", m))
+	if len(d.errs) > 0 {
+		return Admin{}, &LoadError{File: path, Errs: d.errs}
+	}
+	return a, nil
 }

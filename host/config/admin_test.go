@@ -2,6 +2,8 @@ package config
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -71,6 +73,39 @@ func TestAdminSection(t *testing.T) {
 						t.Errorf("the admin token is printed:\n%s", s)
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestLoadAdmin: the [admin] table is read even when the rest of the file
+// does not load (a reload is how a running instance refuses such a file),
+// with [admin]'s own rules; a missing table is the default address.
+func TestLoadAdmin(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, toml, addr, err string
+	}{
+		{"rest broken", "[observer]\nconcurency = 3\n[admin]\naddress = \"127.0.0.1:9999\"\n", "127.0.0.1:9999", ""},
+		{"no table", "[source]\ntype = \"nope\"\n", DefaultAdminAddress, ""},
+		{"bad admin", "[admin]\naddress = 9\n", "", "admin.address"},
+		{"syntax", "[admin\n", "", "TOML syntax"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".toml")
+			if err := os.WriteFile(p, []byte(c.toml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			a, err := LoadAdmin(p)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), p) {
+					t.Fatalf("err = %v, want one naming %s and %q", err, p, c.err)
+				}
+				return
+			}
+			if err != nil || a.Address != c.addr || !a.Enabled {
+				t.Fatalf("LoadAdmin = %+v, %v; want address %s", a, err, c.addr)
 			}
 		})
 	}

@@ -334,9 +334,11 @@ type routed struct {
 	err *StageError
 }
 
-// decide explains, for every observer, whether it wants ev. It evaluates
-// conditions again, so it runs only when a Routed hook wants the answer.
-func (e *Engine) decide(ev *event.Event) []RouteDecision {
+// Decide explains, for every observer, whether it wants ev and why, as
+// the engine's routing does. It evaluates conditions again, so the engine
+// runs it only when a Routed hook wants the answer (and `observer
+// debug-event` for an event read back from the source).
+func (e *Engine) Decide(ev *event.Event) []RouteDecision {
 	out := make([]RouteDecision, len(e.obs))
 	bit := opBit(ev.Op)
 	for i, o := range e.obs {
@@ -347,7 +349,7 @@ func (e *Engine) decide(ev *event.Event) []RouteDecision {
 		case o.ops&bit == 0:
 			d.Reason = fmt.Sprintf("operation %s is not one of %v", ev.Op, o.Operations)
 		case o.Condition == nil:
-			d.Matched, d.Reason = true, "matched (no condition)"
+			d.Matched, d.Reason = true, "no condition"
 		default:
 			ok, err := o.Condition.Eval(ev)
 			switch {

@@ -84,6 +84,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	// Until the first save, the checkpoint is the one loaded.
 	e.stats.cpThrough.Store(cur.Through)
 	e.stats.cpPending.Store(int64(len(cur.Pending)))
+	e.stats.cpLowest.Store(lowest(cur.Pending))
 	if err := e.src.Open(ctx, cur); err != nil {
 		e.src.Close()
 		if ctx.Err() != nil {
@@ -264,7 +265,7 @@ func (r *run) dispatch(ctx context.Context, batch source.Batch, b *batchScratch)
 		if h := e.cfg.Hooks.Routed; h != nil {
 			rt := Routed{Event: es.ev, ReadAt: readAt, DecodeErr: rec.DecodeErr}
 			if rec.DecodeErr == nil {
-				rt.Decisions = e.decide(es.ev)
+				rt.Decisions = e.Decide(es.ev)
 			}
 			h(rt)
 		}
@@ -503,11 +504,20 @@ func (r *run) save(ctx context.Context) error {
 	r.saved = cur
 	e.stats.cpThrough.Store(cur.Through)
 	e.stats.cpPending.Store(int64(len(cur.Pending)))
+	e.stats.cpLowest.Store(lowest(cur.Pending))
 	e.stats.cpAt.Store(time.Now().UnixNano())
 	if h := e.cfg.Hooks.CheckpointSaved; h != nil {
 		h(cur)
 	}
 	return nil
+}
+
+// lowest is the smallest of a cursor's pending positions, 0 for none.
+func lowest(pending []uint64) uint64 {
+	if len(pending) == 0 {
+		return 0
+	}
+	return slices.Min(pending)
 }
 
 // saveFinal saves the last checkpoint, retrying until ctx ends.

@@ -28,6 +28,10 @@ type Stats struct {
 	CheckpointThrough uint64
 	CheckpointPending int
 	CheckpointAt      time.Time
+	// CheckpointLowestPending is the lowest of those pending positions (0:
+	// none): everything below it is finished, so it is where the
+	// checkpoint's lag starts.
+	CheckpointLowestPending uint64
 	// Observers holds each observer's counters, in configuration order.
 	Observers []ObserverStats
 }
@@ -60,6 +64,7 @@ type counters struct {
 	inFlight                          atomic.Int64
 	cpThrough                         atomic.Uint64
 	cpPending                         atomic.Int64
+	cpLowest                          atomic.Uint64
 	cpAt                              atomic.Int64 // unix nanoseconds, 0 = never
 }
 
@@ -68,19 +73,20 @@ type counters struct {
 func (e *Engine) Stats() Stats {
 	c := &e.stats
 	s := Stats{
-		EventsRead:        c.read.Load(),
-		EventsMatched:     c.matched.Load(),
-		EventsFinished:    c.finished.Load(),
-		Filtered:          c.filtered.Load(),
-		EffectsOK:         c.effectsOK.Load(),
-		EffectsFailed:     c.effectsFailed.Load(),
-		Retries:           c.retries.Load(),
-		Waits:             c.waits.Load(),
-		DeadLettered:      c.deadLettered.Load(),
-		Deduplicated:      c.dedups.Load(),
-		InFlight:          c.inFlight.Load(),
-		CheckpointThrough: c.cpThrough.Load(),
-		CheckpointPending: int(c.cpPending.Load()),
+		EventsRead:              c.read.Load(),
+		EventsMatched:           c.matched.Load(),
+		EventsFinished:          c.finished.Load(),
+		Filtered:                c.filtered.Load(),
+		EffectsOK:               c.effectsOK.Load(),
+		EffectsFailed:           c.effectsFailed.Load(),
+		Retries:                 c.retries.Load(),
+		Waits:                   c.waits.Load(),
+		DeadLettered:            c.deadLettered.Load(),
+		Deduplicated:            c.dedups.Load(),
+		InFlight:                c.inFlight.Load(),
+		CheckpointThrough:       c.cpThrough.Load(),
+		CheckpointPending:       int(c.cpPending.Load()),
+		CheckpointLowestPending: c.cpLowest.Load(),
 	}
 	if ns := c.cpAt.Load(); ns != 0 {
 		s.CheckpointAt = time.Unix(0, ns)

@@ -29,6 +29,9 @@ type Elector interface {
 	// returns the lease. It returns ctx's error when ctx ends first.
 	// Database errors while waiting are logged and retried.
 	Acquire(ctx context.Context) (*Lease, error)
+	// Leader reports the process that leads right now, if one does: its
+	// holder id (HolderID). It takes nothing.
+	Leader(ctx context.Context) (holder string, leading bool, err error)
 }
 
 // ErrLost is matched (errors.Is) by Lease.Err after the leadership was

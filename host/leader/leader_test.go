@@ -77,6 +77,9 @@ func TestPostgresElection(t *testing.T) {
 	if err != nil || la.Epoch() != 1 {
 		t.Fatalf("a: %v epoch %d", err, la.Epoch())
 	}
+	if h, ok, err := b.Leader(ctx); err != nil || !ok || h != "a" {
+		t.Fatalf("Leader while a leads: %q %v %v", h, ok, err)
+	}
 	bCh := acquireAsync(ctx, b)
 	notAcquired(t, bCh, 300*time.Millisecond, "b")
 
@@ -137,6 +140,10 @@ func TestPostgresElection(t *testing.T) {
 	if err != nil || !ok || l.Epoch != 3 || l.Holder != "a" {
 		t.Fatalf("leader row: %+v %v %v", l, ok, err)
 	}
+	_ = la2.Release(ctx)
+	if h, ok, err := b.Leader(ctx); err != nil || ok {
+		t.Fatalf("Leader after every release: %q %v %v", h, ok, err)
+	}
 	cur, _, _ := st.LoadCursor(ctx, "pg", "g")
 	if cur.Through != 7 {
 		t.Fatalf("cursor %d, want 7 (the deposed writes were refused)", cur.Through)
@@ -174,9 +181,15 @@ func TestSQLiteElection(t *testing.T) {
 			PollInterval: 20 * time.Millisecond, LeaseTTL: ttl, Gone: never}
 	}
 	a, b := NewSQLite(cfg("a")), NewSQLite(cfg("b"))
+	if _, ok, err := b.Leader(ctx); ok || err != nil {
+		t.Fatalf("Leader before any: %v %v", ok, err)
+	}
 	la, err := a.Acquire(ctx)
 	if err != nil || la.Epoch() != 1 {
 		t.Fatalf("a: %v", err)
+	}
+	if h, ok, err := b.Leader(ctx); err != nil || !ok || h != "a" {
+		t.Fatalf("Leader while a leads: %q %v %v", h, ok, err)
 	}
 	bCh := acquireAsync(ctx, b)
 	// a renews every ttl/3: b waits well past one TTL.

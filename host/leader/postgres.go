@@ -127,6 +127,26 @@ func (p *Postgres) Acquire(ctx context.Context) (*Lease, error) {
 	}
 }
 
+// Leader implements Elector: a session holds the advisory lock; the
+// holder is the one the newest epoch was issued to.
+func (p *Postgres) Leader(ctx context.Context) (string, bool, error) {
+	conn, err := p.connect(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // read-only
+	var held bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+		AND classid = (($1::bigint >> 32) & 4294967295)::bigint::oid AND objid = ($1::bigint & 4294967295)::bigint::oid)`, p.key).Scan(&held); err != nil {
+		return "", false, fmt.Errorf("read the leadership lock %d: %w", p.key, err)
+	}
+	if !held {
+		return "", false, nil
+	}
+	l, _ := p.currentLeader(ctx, conn)
+	return l.Holder, true, nil
+}
+
 // errBusy: another session holds the lock.
 var errBusy = errors.New("the leadership lock is held by another process")
 

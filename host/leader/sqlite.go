@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/fraiseql/observer/host/source/sqlite"
@@ -98,6 +99,24 @@ func (s *SQLite) Acquire(ctx context.Context) (*Lease, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// Leader implements Elector: a lease that has not expired and whose
+// holder is not known to be gone.
+func (s *SQLite) Leader(ctx context.Context) (string, bool, error) {
+	if _, err := os.Stat(s.cfg.Path); err != nil {
+		return "", false, nil // no database, no leader
+	}
+	st, err := sqlite.OpenStore(ctx, s.cfg.Path)
+	if err != nil {
+		return "", false, err
+	}
+	defer st.Close()
+	l, ok, err := st.CurrentLease(ctx, s.cfg.Source, s.cfg.Group)
+	if err != nil || !ok || !l.ExpiresAt.After(s.cfg.Now()) || s.cfg.Gone(l.Holder) {
+		return "", false, err
+	}
+	return l.Holder, true, nil
 }
 
 // lease starts the renewer of an acquired lease.

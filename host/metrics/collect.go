@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fraiseql/observer/host/engine"
 	"github.com/fraiseql/observer/host/source"
 )
 
@@ -76,6 +77,16 @@ func (m *Metrics) inspect(ctx context.Context, t Target, checkpoint uint64) (l l
 		return n, err
 	})
 	return l, true
+}
+
+// lagFrom is the position the checkpoint's lag counts from: the last one
+// below which everything is finished. An event held back (a breaker open,
+// retries) keeps the lag growing even though later events finished.
+func lagFrom(st engine.Stats) uint64 {
+	if st.CheckpointLowestPending > 0 {
+		return st.CheckpointLowestPending - 1
+	}
+	return st.CheckpointThrough
 }
 
 // lagSeconds is how old the oldest row above the checkpoint is: 0 when
@@ -154,7 +165,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, o := range st.Observers {
 			ch <- prometheus.MustNewConstMetric(descInFlightUnits, prometheus.GaugeValue, float64(o.InFlight), o.Name)
 		}
-		if l, ok := m.inspect(context.Background(), t, st.CheckpointThrough); ok {
+		if l, ok := m.inspect(context.Background(), t, lagFrom(st)); ok {
 			if l.headErr == nil {
 				ch <- prometheus.MustNewConstMetric(descHead, prometheus.GaugeValue, float64(l.head.Position), t.Source)
 				ch <- prometheus.MustNewConstMetric(descLagEvents, prometheus.GaugeValue, float64(l.head.Behind), t.Source)

@@ -446,3 +446,20 @@ func TestReloadAndBreakerCounters(t *testing.T) {
 		{"observer_leader", nil, 0},
 	})
 }
+
+// TestLagCountsFromLowestPending: an event held back below the checkpoint
+// (pending: a breaker open, retries) keeps the lag counted from it, not
+// from the checkpoint's Through that later events moved on.
+func TestLagCountsFromLowestPending(t *testing.T) {
+	insp := &countingInspector{}
+	m := metrics.New(metrics.Options{NoRuntimeCollectors: true})
+	m.SetTarget(metrics.Target{Source: "db", Group: "g", Inspector: insp,
+		Engine: &fixedStats{engine.Stats{CheckpointThrough: 90, CheckpointPending: 2, CheckpointLowestPending: 31}}})
+	check(t, m.Registry(), []want{
+		{"observer_checkpoint_position", map[string]string{"source": "db"}, 90},
+		{"observer_checkpoint_lag_events", map[string]string{"source": "db"}, 70}, // rows above 30
+	})
+	if st := m.Status(context.Background()); len(st.Sources) != 1 || st.Sources[0].LagEvents != 70 {
+		t.Errorf("status lag: %+v", st.Sources)
+	}
+}

@@ -169,7 +169,7 @@ func (m *Metrics) sourceStatus(ctx context.Context, t Target, st engine.Stats) S
 		at := st.CheckpointAt
 		ss.CheckpointSavedAt = &at
 	}
-	l, ok := m.inspect(ctx, t, st.CheckpointThrough)
+	l, ok := m.inspect(ctx, t, lagFrom(st))
 	if !ok {
 		ss.HeadError = "no inspector for this source"
 		ss.DeadLettersError = ss.HeadError

@@ -39,6 +39,18 @@ func (s State) String() string {
 // MarshalText renders the state as "closed", "open" or "half-open".
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads what MarshalText writes, so that a status document
+// (`observer status` reading /status) decodes.
+func (s *State) UnmarshalText(b []byte) error {
+	for _, st := range []State{Closed, Open, HalfOpen} {
+		if string(b) == st.String() {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("circuit breaker state %q: want closed, open or half-open", b)
+}
+
 // Outcome is what a request that went through a breaker says about the
 // endpoint's health.
 type Outcome uint8

@@ -451,3 +451,22 @@ func TestWaitHint(t *testing.T) {
 		t.Errorf("Error() = %q", got)
 	}
 }
+
+// TestStateText: every state survives a JSON round trip (observer status
+// decodes what /status encodes); anything else is an error naming it.
+func TestStateText(t *testing.T) {
+	for _, st := range []State{Closed, Open, HalfOpen} {
+		b, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back State
+		if err := json.Unmarshal(b, &back); err != nil || back != st {
+			t.Errorf("%s: round trip gave %v, %v", b, back, err)
+		}
+	}
+	var s State
+	if err := json.Unmarshal([]byte(`"ajar"`), &s); err == nil || !strings.Contains(err.Error(), `"ajar"`) {
+		t.Errorf("unknown state: %v", err)
+	}
+}

@@ -224,3 +224,22 @@ func (s *Store) DeleteDead(ctx context.Context, ids ...int64) (int64, error) {
 
 // Close closes the database. Safe to call more than once.
 func (s *Store) Close() error { return s.db.Close() }
+
+// CapturedTables returns the tables `observer capture install` registered
+// in this database, sorted.
+func (s *Store) CapturedTables(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT table_name FROM observer_captured_table ORDER BY table_name`)
+	if err != nil {
+		return nil, fmt.Errorf("list captured tables: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("list captured tables: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
