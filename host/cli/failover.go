@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/fraiseql/observer/host/config"
 	"github.com/fraiseql/observer/host/leader"
@@ -32,6 +33,16 @@ func newElector(cfg *config.Config, log *slog.Logger) (leader.Elector, error) {
 		}), nil
 	}
 	return nil, fmt.Errorf("source.type %q has no leader election", s.Type)
+}
+
+// lossWindow is how long a PostgreSQL leader's lock check can take to
+// notice a lost session: a check every check_interval, each allowed at
+// least a second. An SQLite database does not go away under its leader.
+func lossWindow(cfg *config.Config) time.Duration {
+	if cfg.Source.Type != config.SourcePostgres {
+		return 0
+	}
+	return cfg.Failover.CheckInterval + max(cfg.Failover.CheckInterval, time.Second)
 }
 
 // identity is what a leadership is of: the watched database, its source
@@ -110,16 +121,30 @@ func (sup *supervisor) runLeading(ctx context.Context, s *stack, el leader.Elect
 		running(next.cfg, lease.Epoch())
 		runErr := sup.run(lease.Context(), next)
 		cfg := sup.lastConfig()
+		if runErr != nil && ctx.Err() == nil && lease.Err() == nil && !errors.Is(runErr, source.ErrFenced) {
+			// An engine that failed because the database went away
+			// (restarted, unreachable) usually fails before the lease's
+			// own check notices; give that check one round.
+			select {
+			case <-lease.Context().Done():
+			case <-time.After(sup.lossWindow):
+			}
+		}
 		// Released only now: the engine has saved its last checkpoint
 		// under the lease.
-		if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
-			sup.log.Warn("releasing the leadership", "error", err)
-		}
+		relErr := lease.Release(context.WithoutCancel(ctx))
 		lost := lease.Err()
-		if lost == nil && errors.Is(runErr, source.ErrFenced) {
+		switch {
+		case lost != nil:
+		case errors.Is(runErr, source.ErrFenced):
 			lost = runErr // the store found out before the watcher did
+		case relErr != nil && ctx.Err() == nil:
+			lost = relErr // the lock's session or the lease's database is gone
 		}
 		if ctx.Err() != nil || lost == nil {
+			if relErr != nil {
+				sup.log.Warn("releasing the leadership", "error", relErr)
+			}
 			return runErr
 		}
 		attrs := []any{"error", lost.Error()}
@@ -128,11 +153,36 @@ func (sup *supervisor) runLeading(ctx context.Context, s *stack, el leader.Elect
 		}
 		sup.log.Warn("leadership lost: engine stopped; waiting as a standby with a fresh engine", attrs...)
 		sup.set(nil, phaseStarting)
-		if s, err = build(ctx, cfg, sup.log, sup.opts); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("rebuild after losing the leadership: %w", err)
+		if s = sup.rebuild(ctx, cfg); s == nil {
+			return nil // stopped while the database was away
+		}
+	}
+}
+
+// rebuild builds a fresh stack from cfg after a lost leadership, retrying
+// every failover.poll_interval while it fails (the database that cost the
+// leadership is usually still away), until ctx ends: then it returns nil.
+func (sup *supervisor) rebuild(ctx context.Context, cfg *config.Config) *stack {
+	last := ""
+	for {
+		s, err := build(ctx, cfg, sup.log, sup.opts)
+		if err == nil {
+			return s
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err.Error() != last {
+			sup.log.Error("cannot rebuild the engine after losing the leadership; retrying", "error", err.Error(),
+				"retry_every", cfg.Failover.PollInterval)
+			last = err.Error()
+		}
+		t := time.NewTimer(cfg.Failover.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
 		}
 	}
 }

@@ -96,6 +96,7 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 				return sup.run(ctx, s)
 			}
 			sup.identity = identity(cfg)
+			sup.lossWindow = lossWindow(cfg)
 			return sup.runLeading(ctx, s, el, func(cfg *config.Config, epoch int64) {
 				logRunning(log, cfg, dryRun, replay, epoch)
 			})

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/fraiseql/observer/host/config"
 	"github.com/fraiseql/observer/host/engine"
@@ -35,6 +36,9 @@ type supervisor struct {
 	// identity, when set, is the identity (see identity) every reloaded
 	// config must keep: this process holds or awaits its leadership.
 	identity string
+	// lossWindow is how long an engine failure waits for the leadership
+	// check to say whether the leadership went with it (runLeading).
+	lossWindow time.Duration
 
 	reloads chan reloadRequest
 	// onReload, when set, is told the outcome of every reload, from
