@@ -95,9 +95,11 @@ fuzz:
 	  done; \
 	done
 
-# Benchmarks: plugin call overhead (WASM vs native Go vs Extism go-sdk) and
-# the Pagila replay on PostgreSQL. Figures go to docs/benchmarks.md.
-bench: build plugins
+# Benchmarks: plugin call overhead (WASM vs native Go vs Extism go-sdk), the
+# same filter in every guest language (BenchmarkLanguages, on the examples
+# built first), and the Pagila replay on PostgreSQL. Figures go to
+# docs/benchmarks.md.
+bench: build plugins examples
 	@mkdir -p .cache
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./host/pluginhost ./host/condition ./host/engine | tee .cache/bench-unit.txt
 	$(GO) test -run '^$$' -bench 'PagilaReplay' -benchtime 1x -count 1 -timeout 20m ./examples/pagila | tee .cache/bench-pagila.txt
