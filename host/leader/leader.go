@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -57,12 +58,53 @@ func Unfenced(ctx context.Context) *Lease {
 	return &Lease{ctx: ctx, release: func(context.Context) error { return nil }}
 }
 
-// newLease wraps parent for an acquired epoch. stop ends the lease's
-// watcher and frees the lock or lease; newLease's caller starts the
-// watcher, which calls lose.
-func newLease(parent context.Context, epoch int64) *Lease {
+// hold returns the lease of an acquired epoch and starts its keeper: every
+// interval it calls keep, and the first error keep returns loses the
+// leadership (logged, Context cancelled, Err set). Release stops the keeper,
+// calls free to give the lock or lease back unless it was lost, then
+// closes the connection with done. keep and free run on the keeper's
+// goroutine and the releaser's, never at once.
+func hold(parent context.Context, epoch int64, log *slog.Logger, interval time.Duration,
+	keep func() error, free func(ctx context.Context) error, done func()) *Lease {
 	ctx, cancel := context.WithCancelCause(parent)
-	return &Lease{epoch: epoch, ctx: source.WithEpoch(ctx, epoch), cancel: cancel}
+	l := &Lease{epoch: epoch, ctx: source.WithEpoch(ctx, epoch), cancel: cancel}
+	log = log.With("epoch", epoch)
+	stop := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			if err := keep(); err != nil {
+				log.Error("leader: lost", "error", err,
+					"detail", "stopped reading; writes under this epoch are refused once another process takes over")
+				l.lose(err)
+				return
+			}
+		}
+	}()
+	l.release = func(ctx context.Context) error {
+		close(stop)
+		<-stopped
+		defer done()
+		if l.Err() != nil {
+			return nil // already gone
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := free(cctx); err != nil {
+			return err
+		}
+		log.Info("leader: released")
+		return nil
+	}
+	return l
 }
 
 // lose ends the lease's context because leadership is gone.

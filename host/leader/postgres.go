@@ -210,46 +210,17 @@ func (p *Postgres) currentLeader(ctx context.Context, conn *pgx.Conn) (postgres.
 	return l, ok
 }
 
-// lease starts the watcher of an acquired lock.
+// lease keeps an acquired lock: its session must still hold it.
 func (p *Postgres) lease(parent context.Context, conn *pgx.Conn, epoch int64) *Lease {
-	l := newLease(parent, epoch)
-	log := p.log.With("epoch", epoch)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(p.cfg.CheckInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
+	return hold(parent, epoch, p.log, p.cfg.CheckInterval,
+		func() error { return p.check(conn) },
+		func(ctx context.Context) error {
+			if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, p.key); err != nil {
+				return fmt.Errorf("release advisory lock %d: %w", p.key, err)
 			}
-			if err := p.check(conn); err != nil {
-				log.Error("leader: lost", "error", err,
-					"detail", "stopped reading; writes under this epoch are refused once another process takes over")
-				l.lose(err)
-				return
-			}
-		}
-	}()
-	l.release = func(ctx context.Context) error {
-		close(stop)
-		<-done
-		defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing frees the lock anyway
-		if l.Err() != nil {
-			return nil // already gone with its session
-		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(cctx, `SELECT pg_advisory_unlock($1)`, p.key); err != nil {
-			return fmt.Errorf("release advisory lock %d: %w", p.key, err)
-		}
-		log.Info("leader: released")
-		return nil
-	}
-	return l
+			return nil
+		},
+		func() { _ = conn.Close(context.Background()) }) // closing frees the lock anyway
 }
 
 // check confirms that the lock session is alive and still holds the lock.

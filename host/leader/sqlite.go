@@ -119,60 +119,32 @@ func (s *SQLite) Leader(ctx context.Context) (string, bool, error) {
 	return l.Holder, true, nil
 }
 
-// lease starts the renewer of an acquired lease.
+// lease keeps an acquired lease: renewed every LeaseTTL/3; lost when it
+// was taken over, or when it could not be renewed for 2/3 of its TTL.
 func (s *SQLite) lease(parent context.Context, db *sql.DB, epoch int64) *Lease {
-	l := newLease(parent, epoch)
-	log := s.log.With("epoch", epoch)
 	ttl := s.cfg.LeaseTTL
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		renewed := s.cfg.Now() // TakeLease set the expiry from about this instant
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-			start := s.cfg.Now()
-			err := s.renew(db, epoch, start)
-			switch {
-			case err == nil:
-				renewed = start
-				continue
-			case errors.Is(err, errTakenOver):
-			case start.Sub(renewed) < ttl*2/3:
-				log.Warn("leader: cannot renew the lease; retrying", "error", err,
-					"lost_in", (ttl*2/3 - start.Sub(renewed)).Round(time.Millisecond))
-				continue
-			default:
-				err = fmt.Errorf("lease not renewed for %s of its %s TTL: %w", start.Sub(renewed).Round(time.Millisecond), ttl, err)
-			}
-			log.Error("leader: lost", "error", err,
-				"detail", "stopped reading; writes under this epoch are refused once another process takes over")
-			l.lose(err)
-			return
-		}
-	}()
-	l.release = func(ctx context.Context) error {
-		close(stop)
-		<-done
-		defer db.Close()
-		if l.Err() != nil {
+	renewed := s.cfg.Now() // TakeLease set the expiry from about this instant
+	keep := func() error {
+		start := s.cfg.Now()
+		err := s.renew(db, epoch, start)
+		switch {
+		case err == nil:
+			renewed = start
+			return nil
+		case errors.Is(err, errTakenOver):
+			return err
+		case start.Sub(renewed) < ttl*2/3:
+			s.log.Warn("leader: cannot renew the lease; retrying", "epoch", epoch, "error", err,
+				"lost_in", (ttl*2/3 - start.Sub(renewed)).Round(time.Millisecond))
 			return nil
 		}
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := sqlite.ReleaseLease(cctx, db, s.cfg.Source, s.cfg.Group, s.cfg.Holder, epoch, s.cfg.Now()); err != nil {
-			return err
-		}
-		log.Info("leader: released")
-		return nil
+		return fmt.Errorf("lease not renewed for %s of its %s TTL: %w", start.Sub(renewed).Round(time.Millisecond), ttl, err)
 	}
-	return l
+	return hold(parent, epoch, s.log, ttl/3, keep,
+		func(ctx context.Context) error {
+			return sqlite.ReleaseLease(ctx, db, s.cfg.Source, s.cfg.Group, s.cfg.Holder, epoch, s.cfg.Now())
+		},
+		func() { _ = db.Close() })
 }
 
 var errTakenOver = errors.New("the lease was taken over by a newer epoch")
