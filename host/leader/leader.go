@@ -148,7 +148,9 @@ func (l *Lease) Release(ctx context.Context) error {
 }
 
 // HolderID names this process in logs and in the leader table:
-// host:pid:random, so that a restarted process is a new holder.
+// host:pid:random, so that a restarted process is a new holder, followed
+// by @scope when the process can tell which kernel boot and process-id
+// namespace its pid belongs to (see HolderGone).
 func HolderID() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
@@ -156,25 +158,46 @@ func HolderID() string {
 	}
 	var b [3]byte
 	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	id := fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	if sc := pidScope(); sc != "" {
+		id += "@" + sc
+	}
+	return id
 }
 
-// HolderGone reports whether holder, a HolderID, names a process of this
-// host that no longer exists. It answers false whenever it cannot be sure:
-// another host, an id it cannot parse, or a process that exists (perhaps a
-// reused pid, which only means waiting for the lease to expire).
+// pidScope names where this process's pid means something: the kernel's
+// boot (two machines, or two boots of one, never share it) and the pid
+// namespace (two containers on one kernel have their own pids, both
+// perhaps 1). "" when /proc does not say.
+func pidScope() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid") // "pid:[4026531836]"
+	if err != nil {
+		return ""
+	}
+	ns = strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
+	return strings.ReplaceAll(strings.TrimSpace(string(boot)), "-", "") + "." + ns
+}
+
+// HolderGone reports whether holder, a HolderID, names a process that no
+// longer exists. It answers false whenever it cannot be sure: a holder
+// from another boot, machine or pid namespace (whose pid this process
+// cannot look up), an id without a scope or that it cannot parse, or a
+// process that exists (perhaps a reused pid, which only means waiting for
+// the lease to expire).
 //
 // It lets a process restarted after a crash take over the SQLite lease of
-// its dead predecessor at once instead of after the lease's TTL; the
-// processes sharing an SQLite file share a host, which is what makes the
-// answer meaningful.
+// its dead predecessor at once instead of after the lease's TTL.
 func HolderGone(holder string) bool {
-	parts := strings.Split(holder, ":")
-	if len(parts) != 3 {
+	id, scope, ok := strings.Cut(holder, "@")
+	if !ok || scope == "" || scope != pidScope() {
 		return false
 	}
-	host, err := os.Hostname()
-	if err != nil || host != parts[0] {
+	parts := strings.Split(id, ":")
+	if len(parts) != 3 {
 		return false
 	}
 	pid, err := strconv.Atoi(parts[1])
@@ -182,9 +205,9 @@ func HolderGone(holder string) bool {
 		return false
 	}
 	if pid == os.Getpid() {
-		// A holder with this process's pid that is not this process's
-		// own id (callers never ask about their own) is an earlier process
-		// that had the pid: a restarted container's pid 1, say.
+		// A holder with this process's pid in this namespace that is not
+		// this process's own id (callers never ask about their own) is an
+		// earlier process that had the pid.
 		return true
 	}
 	// Signal 0 checks existence without signalling; ESRCH: no such process.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -260,7 +261,11 @@ func TestSQLiteTakesOverADeadHoldersLease(t *testing.T) {
 	if err := child.Run(); err != nil {
 		t.Fatal(err)
 	}
-	deadHolder := fmt.Sprintf("%s:%d:abcdef", host, child.Process.Pid)
+	scope := pidScope()
+	if scope == "" {
+		t.Skip("no /proc: holders have no scope, leases are always waited for")
+	}
+	deadHolder := fmt.Sprintf("%s:%d:abcdef@%s", host, child.Process.Pid, scope)
 	// One killed but not reaped yet: a zombie, which kill(pid, 0) still
 	// finds (a leader killed under a parent that does not reap).
 	zombie := exec.Command("sleep", "60")
@@ -268,7 +273,7 @@ func TestSQLiteTakesOverADeadHoldersLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = zombie.Process.Kill()
-	zombieHolder := fmt.Sprintf("%s:%d:abcdef", host, zombie.Process.Pid)
+	zombieHolder := fmt.Sprintf("%s:%d:abcdef@%s", host, zombie.Process.Pid, scope)
 	deadline := time.Now().Add(5 * time.Second)
 	for !HolderGone(zombieHolder) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond) // until the kill has landed
@@ -277,10 +282,25 @@ func TestSQLiteTakesOverADeadHoldersLease(t *testing.T) {
 		t.Errorf("a killed, unreaped process is not gone")
 	}
 	_ = zombie.Wait()
-	liveHolder := fmt.Sprintf("%s:%d:abcdef", host, os.Getppid())
-	if !HolderGone(deadHolder) || HolderGone(liveHolder) || HolderGone("elsewhere:1:abcdef") || HolderGone("garbage") {
-		t.Fatalf("HolderGone: dead %v live %v other host %v garbage %v",
-			HolderGone(deadHolder), HolderGone(liveHolder), HolderGone("elsewhere:1:abcdef"), HolderGone("garbage"))
+	liveHolder := fmt.Sprintf("%s:%d:abcdef@%s", host, os.Getppid(), scope)
+	for _, tc := range []struct {
+		holder string
+		gone   bool
+	}{
+		{deadHolder, true},
+		{liveHolder, false},
+		// The dead pid, but in another pid namespace or boot: its pid
+		// cannot be looked up from here, so the lease is waited for.
+		{fmt.Sprintf("%s:%d:abcdef@%s", host, child.Process.Pid, "0000.1"), false},
+		{fmt.Sprintf("%s:%d:abcdef", host, child.Process.Pid), false}, // no scope
+		{"garbage", false},
+	} {
+		if got := HolderGone(tc.holder); got != tc.gone {
+			t.Errorf("HolderGone(%q) = %v, want %v", tc.holder, got, tc.gone)
+		}
+	}
+	if id := HolderID(); !strings.HasSuffix(id, "@"+scope) || strings.Count(id, ":") != 2 {
+		t.Errorf("HolderID() = %q, want host:pid:random@%s", id, scope)
 	}
 
 	db, err := sqlite.Open(ctx, path)

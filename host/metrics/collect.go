@@ -141,7 +141,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	for s, n := range m.readBase {
 		reads[s] = n
 	}
-	counted := t.Engine != nil && m.folded[t.Engine]
+	counted := t.Engine != nil && m.isFoldedLocked(t.Engine)
 	m.mu.Unlock()
 
 	leader := 0.0

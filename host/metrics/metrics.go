@@ -126,11 +126,14 @@ type Metrics struct {
 
 	mu sync.Mutex // guards target, readBase and folded
 	// target is the current engine; readBase the events read by engines
-	// before it, per source; folded the engines already counted in
-	// readBase, which must not be counted again.
+	// before it, per source; folded the last engines already counted in
+	// readBase, which must not be counted again. Only the last few are
+	// kept (an engine can be the target for a moment after it stopped,
+	// until the next one is set), so stopped engines are not kept alive.
 	target   Target
 	readBase map[string]uint64
-	folded   map[StatsReader]bool
+	folded   [2]StatsReader
+	foldNext int
 	// Inspector look-ups, cached.
 	head cached[source.Head]
 	dead cached[int64]
@@ -185,7 +188,6 @@ func New(opts Options) *Metrics {
 		reg:      prometheus.NewRegistry(),
 		started:  opts.Now(),
 		readBase: map[string]uint64{},
-		folded:   map[StatsReader]bool{},
 		eventsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "observer_events_finished_total",
 			Help: "Events whose every observer unit finished (done, filtered, dead-lettered or deduplicated), or that no observer wanted.",
@@ -287,11 +289,26 @@ func (m *Metrics) EngineStopped(source string, e StatsReader) {
 }
 
 func (m *Metrics) foldLocked(source string, e StatsReader) {
-	if m.folded[e] {
+	if m.isFoldedLocked(e) {
 		return
 	}
-	m.folded[e] = true
+	m.folded[m.foldNext] = e
+	m.foldNext = (m.foldNext + 1) % len(m.folded)
+	if m.target.Engine == e {
+		// Counted now: a later SetTarget must not count it again, even
+		// once it has left the ring.
+		m.target.Engine = nil
+	}
 	m.readBase[source] += e.Stats().EventsRead
+}
+
+func (m *Metrics) isFoldedLocked(e StatsReader) bool {
+	for _, f := range m.folded {
+		if f != nil && f == e {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Metrics) setTargetLocked(t Target) {
