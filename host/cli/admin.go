@@ -211,6 +211,9 @@ func (in *instance) Reload(ctx context.Context) (admin.ReloadResult, error) {
 	switch {
 	case err == nil:
 		res := admin.ReloadResult{Message: "configuration reloaded; the engine restarted from its checkpoint"}
+		if phase == phaseStandby {
+			res.Message = "configuration reloaded; this standby runs it when it takes over"
+		}
 		if st != nil {
 			res.Config = st.cfg.Path
 			res.Message += fmt.Sprintf(" (%d observers, %d plugins)", len(st.cfg.Observers), len(st.cfg.Plugins))

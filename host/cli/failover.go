@@ -91,7 +91,7 @@ func (sup *supervisor) lead(ctx context.Context, s *stack, el leader.Elector) (*
 				req.done <- err
 				continue
 			}
-			describeReload(sup.log, s.cfg, next.cfg)
+			describeStandbyReload(sup.log, s.cfg, next.cfg)
 			s.Close(context.WithoutCancel(ctx))
 			s = next
 			sup.set(s, phaseStandby)
@@ -113,9 +113,6 @@ func (sup *supervisor) runLeading(ctx context.Context, s *stack, el leader.Elect
 		lease, next, err := sup.lead(ctx, s, el)
 		if err != nil || lease == nil {
 			next.Close(context.WithoutCancel(ctx))
-			if err == nil {
-				sup.log.Info("observer stopped while standby")
-			}
 			return err
 		}
 		running(next.cfg, lease.Epoch())
@@ -185,4 +182,14 @@ func (sup *supervisor) rebuild(ctx context.Context, cfg *config.Config) *stack {
 		case <-t.C:
 		}
 	}
+}
+
+// describeStandbyReload logs a reload taken while waiting: nothing runs
+// yet; the new configuration is what runs on taking over.
+func describeStandbyReload(log *slog.Logger, old, next *config.Config) {
+	if old.Admin != next.Admin || old.Failover != next.Failover {
+		log.Warn("reload: [admin] and [failover] changes take effect at the next start", "config", next.Path)
+	}
+	log.Info("configuration reloaded; this standby runs it when it takes over", "config", next.Path,
+		"observers", len(next.Observers), "plugins", len(next.Plugins))
 }

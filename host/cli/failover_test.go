@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fraiseql/observer/host/leader"
 	"github.com/fraiseql/observer/host/source/sqlite"
 )
 
@@ -272,4 +273,29 @@ func TestRunRefusesAMissingSQLiteFile(t *testing.T) {
 	if _, err := build(context.Background(), c, slog.New(slog.DiscardHandler), buildOptions{}); err == nil || !strings.Contains(err.Error(), "open state store") {
 		t.Errorf("build on a missing directory: %v", err)
 	}
+}
+
+// TestUnfencedRunRefusedBesideALeader: a process with [failover] enabled =
+// false does not start while another leads the source with failover on
+// (both would deliver every event).
+func TestUnfencedRunRefusedBesideALeader(t *testing.T) {
+	cfgPath, dbPath := sqliteSetup(t, "http://127.0.0.1:1")
+	f, err := os.OpenFile(cfgPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("\n[failover]\nenabled = false\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	el := leader.NewSQLite(leader.SQLiteConfig{Path: dbPath, Source: "shop", Group: "default", Holder: "other-host:7:abcdef"})
+	lease, err := el.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, context.Background(), "--config", cfgPath, "run", "--progress", "0")
+	if code != exitUsage || !strings.Contains(stderr, "process other-host:7:abcdef leads source") || !strings.Contains(stderr, "enable [failover] here too") {
+		t.Errorf("unfenced run beside a leader: exit %d: %s", code, stderr)
+	}
+	_ = lease.Release(context.Background())
 }

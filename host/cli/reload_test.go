@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -163,5 +164,60 @@ action = { plugin = "webhook", config = { url = "` + srv.URL + `/big" } }
 	}
 	if n := count("/big"); n != 5 {
 		t.Errorf("/big got %d deliveries, want 5 (orders 11-15; the new observer starts at the checkpoint)", n)
+	}
+}
+
+// TestSIGHUPDuringStartup: a SIGHUP that arrives while the plugins still
+// compile (a cold cache) neither kills the process (SIGHUP's default
+// action) nor is lost: it is taken as a reload once the engine runs.
+func TestSIGHUPDuringStartup(t *testing.T) {
+	bin := buildObserver(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	cfgPath, _ := sqliteSetup(t, srv.URL)
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cold := filepath.Join(t.TempDir(), "cache") // compiles from scratch: start-up takes a while
+	if err := os.WriteFile(cfgPath, append(b, []byte(fmt.Sprintf("\n[runtime]\ncache_dir = %q\n", cold))...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd := exec.Command(bin, "--config", cfgPath, "run", "--progress", "0")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() //nolint:errcheck // stopped below on success
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "loading plugin") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no plugin loading seen:\n%s", stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for !strings.Contains(stderr.String(), "configuration reloaded") {
+		select {
+		case err := <-done:
+			t.Fatalf("the process ended (%v) after a SIGHUP during start-up:\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the SIGHUP caught during start-up was never taken as a reload:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
 	"time"
 
@@ -41,6 +42,8 @@ engine drains and saves its checkpoint and the new one starts there. A config
 or plugin that fails to load is refused with its error; the old one keeps running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			hup := catchSIGHUP()
+			defer signal.Stop(hup)
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err
@@ -79,6 +82,11 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 			if err != nil {
 				return usageError{fmt.Errorf("%s: %w", cfg.Path, err)}
 			}
+			if el == nil {
+				if err := refuseBesideALeader(ctx, cfg, log); err != nil {
+					return err
+				}
+			}
 			s, err := build(ctx, cfg, log, sup.opts)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -88,18 +96,23 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 				}
 				return err
 			}
-			sup.watchSIGHUP(ctx)
+			sup.watchSIGHUP(ctx, hup)
 			stop := a.progress(ctx, sup, progress)
 			defer stop()
 			if el == nil {
 				logRunning(log, s.cfg, dryRun, replay, 0)
-				return sup.run(ctx, s)
+				err = sup.run(ctx, s)
+			} else {
+				sup.identity = identity(cfg)
+				sup.lossWindow = lossWindow(cfg)
+				err = sup.runLeading(ctx, s, el, func(cfg *config.Config, epoch int64) {
+					logRunning(log, cfg, dryRun, replay, epoch)
+				})
 			}
-			sup.identity = identity(cfg)
-			sup.lossWindow = lossWindow(cfg)
-			return sup.runLeading(ctx, s, el, func(cfg *config.Config, epoch int64) {
-				logRunning(log, cfg, dryRun, replay, epoch)
-			})
+			if err == nil {
+				log.Info("observer stopped")
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "run the plugins but only log the effects (under its own checkpoint group GROUP.dry-run)")
@@ -145,6 +158,27 @@ func sqliteFileExists(cfg *config.Config) error {
 			"create it and run `observer capture install --table T` first", cfg.Path, path)
 	}
 	return nil
+}
+
+// refuseBesideALeader refuses to run without election ([failover]
+// enabled = false) while another process leads the same source and group
+// with it: both would deliver every event, and their checkpoints would
+// overwrite each other's. A check that cannot be made (the database is
+// down) does not stop the start; the engine will say what is wrong.
+func refuseBesideALeader(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	probe := *cfg
+	probe.Failover.Enabled = true
+	el, err := newElector(&probe, log)
+	if err != nil || el == nil {
+		return nil
+	}
+	holder, leading, err := el.Leader(ctx)
+	if err != nil || !leading {
+		return nil
+	}
+	return usagef("%s: [failover] enabled = false, but process %s leads source %q group %q with failover enabled: "+
+		"both would deliver every event; enable [failover] here too (it waits as a standby), or stop that process",
+		cfg.Path, holder, cfg.Source.Name, cfg.Observer.Group)
 }
 
 func logRunning(log *slog.Logger, cfg *config.Config, dryRun, replay bool, epoch int64) {

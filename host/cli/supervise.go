@@ -135,10 +135,19 @@ func (s *supervisor) load(ctx context.Context) (*stack, error) {
 	return build(ctx, cfg, s.log, s.opts)
 }
 
-// watchSIGHUP turns SIGHUP into reloads until ctx ends.
-func (s *supervisor) watchSIGHUP(ctx context.Context) {
+// catchSIGHUP starts catching SIGHUP, whose default action would end the
+// process: call it first thing, so that a reload asked for while plugins
+// compile at start-up (systemd's ExecReload) waits instead of killing it.
+// watchSIGHUP then turns what it caught into reloads.
+func catchSIGHUP() chan os.Signal {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	return hup
+}
+
+// watchSIGHUP turns SIGHUP on hup (from catchSIGHUP) into reloads until
+// ctx ends. One caught during start-up is taken as soon as this runs.
+func (s *supervisor) watchSIGHUP(ctx context.Context, hup chan os.Signal) {
 	go func() {
 		defer signal.Stop(hup)
 		for {
@@ -172,30 +181,41 @@ func (s *supervisor) run(ctx context.Context, first *stack) error {
 			select {
 			case err := <-errc:
 				errc <- err // handled below
-				if err == nil {
-					err = errors.New("stopped while starting")
+				switch {
+				case ctx.Err() != nil:
+					// Stopped or deposed meanwhile: the configuration was
+					// taken all the same, and is what runs next.
+					reply <- nil
+				case err == nil:
+					reply <- errors.New("the new engine stopped while starting")
+				default:
+					reply <- fmt.Errorf("the new engine did not start: %w", err)
 				}
-				reply <- fmt.Errorf("the new engine did not start: %w", err)
 			default:
 				reply <- nil
 			}
 			reply = nil
 		}
+		stopping := ctx.Done()
 	wait:
 		for {
 			select {
+			case <-stopping:
+				// Stopping (a signal, or the leadership lost): the engine
+				// drains now; it neither leads nor is ready any more.
+				s.set(cur, phaseStopping)
+				stopping = nil
 			case err := <-errc:
 				stopEngine()
 				s.set(nil, phaseStopping)
 				s.stopped(cur)
-				st := cur.engine.Stats()
 				cur.Close(context.WithoutCancel(ctx))
-				if err != nil {
-					return fmt.Errorf("engine: %w", err)
-				}
-				s.log.Info("observer stopped", "events_read", st.EventsRead, "checkpoint", st.CheckpointThrough)
-				return nil
+				return err // the engine's errors say "engine: …"; it logged its figures
 			case req := <-s.reloads:
+				if stopping == nil {
+					req.done <- errors.New("the observer is stopping")
+					continue wait
+				}
 				s.set(cur, phaseReloading)
 				next, err := s.load(req.ctx)
 				if err != nil {
@@ -213,7 +233,7 @@ func (s *supervisor) run(ctx context.Context, first *stack) error {
 					next.Close(context.WithoutCancel(ctx))
 					req.done <- fmt.Errorf("the previous engine failed while stopping: %w", runErr)
 					s.set(nil, phaseStopping)
-					return fmt.Errorf("engine: %w", runErr)
+					return runErr
 				}
 				describeReload(s.log, cur.cfg, next.cfg)
 				cur, reply = next, req.done
@@ -237,6 +257,12 @@ func describeReload(log *slog.Logger, old, next *config.Config) {
 	}
 	if old.Observer.Group != next.Observer.Group {
 		attrs = append(attrs, "group", next.Observer.Group, "previous_group", old.Observer.Group)
+	}
+	if old.Admin != next.Admin {
+		log.Warn("reload: [admin] changes take effect at the next start; the admin server keeps its settings", "config", next.Path)
+	}
+	if old.Failover != next.Failover {
+		log.Warn("reload: [failover] changes take effect at the next start", "config", next.Path)
 	}
 	log.Info("configuration reloaded; engine restarted from its checkpoint", attrs...)
 }

@@ -7,9 +7,13 @@ const (
 	DefaultFailoverPollInterval  = time.Second
 	DefaultFailoverCheckInterval = time.Second
 	DefaultFailoverLeaseTTL      = 10 * time.Second
-	// MinFailoverLeaseTTL keeps the renewal (every TTL/3) from turning
-	// into a busy loop on the SQLite file.
-	MinFailoverLeaseTTL = 300 * time.Millisecond
+	// MinFailoverLeaseTTL leaves each renewal (every TTL/3, allowed TTL/3)
+	// time to get the SQLite write lock from a busy writer: at 300ms a
+	// leader under an unthrottled writer lost its lease twice in 2s.
+	MinFailoverLeaseTTL = time.Second
+	// MinFailoverInterval keeps standbys from polling in a busy loop (on
+	// SQLite each poll is a write transaction).
+	MinFailoverInterval = 50 * time.Millisecond
 )
 
 // Failover is the [failover] table: several `observer run` processes on
@@ -42,6 +46,12 @@ func (d *decoder) failoverSettings(t *table) Failover {
 	}
 	if f.LeaseTTL < MinFailoverLeaseTTL {
 		t.errorf("lease_ttl", "got %q, want at least %s", f.LeaseTTL, MinFailoverLeaseTTL)
+	}
+	if f.PollInterval < MinFailoverInterval {
+		t.errorf("poll_interval", "got %q, want at least %s", f.PollInterval, MinFailoverInterval)
+	}
+	if f.CheckInterval < MinFailoverInterval {
+		t.errorf("check_interval", "got %q, want at least %s", f.CheckInterval, MinFailoverInterval)
 	}
 	t.done()
 	return f

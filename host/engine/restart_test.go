@@ -297,3 +297,47 @@ func TestDeposedRunStops(t *testing.T) {
 		})
 	}
 }
+
+// TestLostLeaseAbandonsWork: a run whose context ends with a cause that
+// matches source.ErrDeposed (a lost leadership lease) abandons its running
+// work at once instead of draining it for ShutdownTimeout, and still saves
+// its checkpoint, which the store may accept (nobody took over yet).
+func TestLostLeaseAbandonsWork(t *testing.T) {
+	src, store := newMemSource("db"), newMemStore()
+	for i := range 10 {
+		src.add(ev("orders", fmt.Sprintf("k%d", i), event.OpInsert, nil))
+	}
+	var calls atomic.Int64
+	actor := &actorFunc{name: "slow", fn: func(ctx context.Context, in *abi.Input) (abi.ActResult, error) {
+		if calls.Add(1) <= 5 {
+			return abi.ActResult{ABI: abi.VersionString}, nil
+		}
+		<-ctx.Done() // held: running work at the loss
+		return abi.ActResult{}, ctx.Err()
+	}}
+	e, err := New(Config{Concurrency: 8, CheckpointInterval: time.Hour, ShutdownTimeout: 30 * time.Second,
+		Observers: []Observer{{Name: "o", Entity: "orders", Action: ActStep{Plugin: actor}}}}, src, store, map[string]effect.Executor{"log": &recExec{}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	waitFor(t, 10*time.Second, "work running", func() bool { return calls.Load() >= 10 })
+	cancel(fmt.Errorf("lease: %w", source.ErrDeposed))
+	t0 := time.Now()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop after losing its lease")
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("stopping took %s: the running work was drained, not abandoned", d)
+	}
+	if err != nil {
+		t.Errorf("Run = %v, want nil (the final save was accepted)", err)
+	}
+	if c := store.cursor("db", DefaultGroup); c.Through == 0 || len(c.Pending) != 5 {
+		t.Errorf("final checkpoint %+v: want the 5 finished events covered and the 5 abandoned pending", c)
+	}
+}

@@ -42,8 +42,9 @@ func (r *run) depose(err error) {
 	r.stopRead(err)
 }
 
-// deposed returns the fencing error that stopped the run, nil if none did.
-func (r *run) deposed(readCtx context.Context) error {
+// fencedCause returns the fencing error that stopped the run, nil if
+// none did.
+func fencedCause(readCtx context.Context) error {
 	if c := context.Cause(readCtx); errors.Is(c, source.ErrFenced) {
 		return c
 	}
@@ -130,14 +131,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer stopRead(nil)
 	r.stopRead = stopRead
 	readErr := r.readLoop(readCtx)
-	fenced := r.deposed(readCtx)
+	fenced := fencedCause(readCtx)
 
 	// Stop: nothing new starts; running units get ShutdownTimeout, unless
-	// this process no longer leads: then its work is the new leader's.
+	// this process no longer leads (fenced, or its lease lost): then its
+	// work is the new leader's, and finishing it would only duplicate it.
 	r.sched.stop()
-	if fenced != nil {
-		e.log.LogAttrs(ctx, slog.LevelError, "deposed: another process leads this source and group now; abandoning running work",
-			slog.String(logSource, name), slog.String(logGroup, group), slog.String(logError, fenced.Error()))
+	if cause := context.Cause(readCtx); errors.Is(cause, source.ErrDeposed) {
+		e.log.LogAttrs(ctx, slog.LevelError, "deposed: this process no longer leads this source and group; abandoning running work",
+			slog.String(logSource, name), slog.String(logGroup, group), slog.String(logError, cause.Error()))
 		cancelWork()
 		waitTimeout(&workers, e.cfg.ShutdownTimeout)
 	} else if !waitTimeout(&workers, e.cfg.ShutdownTimeout) {
@@ -176,9 +178,6 @@ func (e *Engine) Run(ctx context.Context) error {
 		slog.String(logSource, name), slog.String(logGroup, group),
 		slog.Uint64(logThrough, st.CheckpointThrough), slog.Int(logPending, st.CheckpointPending),
 		slog.Uint64("events_read", st.EventsRead), slog.Uint64("events_finished", st.EventsFinished))
-	if fenced == nil {
-		fenced = r.deposed(readCtx) // the final save may have found out
-	}
 	return errors.Join(readErr, saveErr, fenced)
 }
 
@@ -499,6 +498,9 @@ func (r *run) save(ctx context.Context) error {
 	}
 	e := r.e
 	if err := e.store.SaveCursor(ctx, e.src.Name(), e.cfg.Group, cur); err != nil {
+		if errors.Is(err, source.ErrFenced) {
+			return err // names the source, group and epochs itself
+		}
 		return fmt.Errorf("engine: save cursor of source %q group %q: %w", e.src.Name(), e.cfg.Group, err)
 	}
 	r.saved = cur
@@ -529,8 +531,7 @@ func (r *run) saveFinal(ctx context.Context) error {
 			return nil
 		}
 		if errors.Is(err, source.ErrFenced) {
-			r.depose(err)
-			return nil // Run reports the fencing itself
+			return err // another process leads: retrying cannot succeed
 		}
 		r.e.log.LogAttrs(ctx, slog.LevelWarn, "final checkpoint save failed; retrying",
 			slog.String(logSource, r.e.src.Name()), slog.String(logError, err.Error()))

@@ -107,10 +107,17 @@ func hold(parent context.Context, epoch int64, log *slog.Logger, interval time.D
 	return l
 }
 
-// lose ends the lease's context because leadership is gone.
+// lose ends the lease's context because leadership is gone. The cause
+// matches ErrLost and source.ErrDeposed, so an engine running under the
+// context abandons its work instead of draining it.
 func (l *Lease) lose(why error) {
-	l.cancel(fmt.Errorf("%w: %w", ErrLost, why))
+	l.cancel(&lostError{why: why})
 }
+
+type lostError struct{ why error }
+
+func (e *lostError) Error() string   { return ErrLost.Error() + ": " + e.why.Error() }
+func (e *lostError) Unwrap() []error { return []error{ErrLost, source.ErrDeposed, e.why} }
 
 // Epoch is the lease's fencing token, 0 for an Unfenced lease.
 func (l *Lease) Epoch() int64 { return l.epoch }

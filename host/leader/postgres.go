@@ -116,7 +116,7 @@ func (p *Postgres) Acquire(ctx context.Context) (*Lease, error) {
 			closeConn()
 			// Log each distinct failure once, not every poll.
 			if err.Error() != lastErr {
-				p.log.Warn("standby: cannot try the leadership lock; retrying", "error", err, "poll_interval", p.cfg.PollInterval)
+				p.log.Warn("standby: cannot take the leadership; retrying", "error", err, "poll_interval", p.cfg.PollInterval)
 				lastErr = err.Error()
 			}
 		}

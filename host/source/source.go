@@ -158,6 +158,13 @@ type epochKey struct{}
 // ErrFenced matches (errors.Is) every *FencedError.
 var ErrFenced = errors.New("fenced: a newer leadership epoch has been issued")
 
+// ErrDeposed is matched by every reason a process stops leading: a
+// *FencedError, and the cause of a leadership lease's context when the
+// lease was lost (host/leader). Work done under a ctx whose cause matches
+// it belongs to another process now: an engine abandons it at once rather
+// than draining it.
+var ErrDeposed = errors.New("no longer the leader")
+
 // FencedError refuses a write made under an epoch that is no longer the
 // newest: the process that made it has been deposed, and its write would
 // move the checkpoint (or park an event) behind the new leader's back.
@@ -170,12 +177,16 @@ type FencedError struct {
 }
 
 func (e *FencedError) Error() string {
+	if e.Current == 0 {
+		return fmt.Sprintf("%s of source %q group %q refused: this process leads epoch %d but no epoch is recorded any more (the leader table was emptied or dropped)",
+			e.Op, e.Source, e.Group, e.Epoch)
+	}
 	return fmt.Sprintf("%s of source %q group %q refused: this process leads epoch %d but epoch %d has been issued since (another instance took over)",
 		e.Op, e.Source, e.Group, e.Epoch, e.Current)
 }
 
-// Is makes errors.Is(err, ErrFenced) true.
-func (e *FencedError) Is(target error) bool { return target == ErrFenced }
+// Is makes errors.Is(err, ErrFenced) and errors.Is(err, ErrDeposed) true.
+func (e *FencedError) Is(target error) bool { return target == ErrFenced || target == ErrDeposed }
 
 // DecodeError says why a change-log row could not become an event. It is
 // carried in Record.DecodeErr, never returned from Read: a row that cannot
