@@ -313,6 +313,7 @@ func TestBadVectors(t *testing.T) {
 		{"bad timeout", `{"name": "x", "role": "filter", ` + ev + `, "limits": {"timeout": "soon"}, "expect": {"no_trap": true}}`, `limits.timeout "soon"`},
 		{"bad repeat", `{"name": "x", "role": "filter", ` + ev + `, "repeat": -1, "expect": {"no_trap": true}}`, "repeat -1"},
 		{"trailing data", `{"name": "x", "role": "filter", ` + ev + `, "expect": {"no_trap": true}} {}`, "trailing data"},
+		{"stray brace", `{"name": "x", "role": "filter", ` + ev + `, "expect": {"no_trap": true}} }`, "trailing data"},
 		{"not JSON", `{"name": `, "unexpected EOF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

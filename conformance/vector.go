@@ -190,7 +190,9 @@ func ParseVector(b []byte, file string) (Vector, error) {
 	if err := dec.Decode(&v); err != nil {
 		return v, fmt.Errorf("conformance vector %s: %w", file, err)
 	}
-	if dec.More() {
+	// Decoder.More is no test for trailing data: it answers false
+	// before a stray "}" or "]".
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
 		return v, fmt.Errorf("conformance vector %s: trailing data after the vector object", file)
 	}
 	v.File = file

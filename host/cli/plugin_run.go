@@ -188,7 +188,9 @@ func buildRunInput(cmd *cobra.Command, role, eventFile, config, observerName, no
 		}
 		return nil, usagef("plugin run: --event %s is not an ABI event: %v", name, err)
 	}
-	if dec.More() {
+	// Decoder.More is no test for trailing data: it answers false
+	// before a stray "}" or "]".
+	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
 		return nil, usagef("plugin run: --event %s: trailing data after the event object", name)
 	}
 	if !ev.Op.Valid() {

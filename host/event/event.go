@@ -59,7 +59,9 @@ func DecodeImage(b []byte) (map[string]any, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("row image is not a JSON object: %w", err)
 	}
-	if dec.More() {
+	// Decoder.More is no test for trailing data: it answers false
+	// before a stray "}" or "]".
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
 		return nil, fmt.Errorf("row image has trailing data after the JSON object")
 	}
 	return m, nil

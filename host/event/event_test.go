@@ -47,7 +47,7 @@ func TestDecodeImage(t *testing.T) {
 	}{
 		{"", true, ""}, {"  null ", true, ""}, {`{}`, false, ""},
 		{`{"a": 12345678901234567890.5}`, false, ""},
-		{`[1]`, true, "not a JSON object"}, {`{"a":1} {"b":2}`, true, "trailing data"}, {`{"a":`, true, "not a JSON object"},
+		{`[1]`, true, "not a JSON object"}, {`{"a":1} {"b":2}`, true, "trailing data"}, {`{"a":1} }`, true, "trailing data"}, {`{"a":1}]`, true, "trailing data"}, {`{"a":`, true, "not a JSON object"},
 	}
 	for _, tt := range tests {
 		m, err := DecodeImage([]byte(tt.in))

@@ -35,6 +35,7 @@ var decodeSeeds = []string{
 	`{"pass":true,"reason":"\ud800"}`,
 	`{"effects":[{"type":"http","http":{"url":"http://x","body_json":123456789012345678901234567890.5}}]}`,
 	strings.Repeat("[", 10000),
+	`{"effects":[]} }`, // a stray closer after the object (Decoder.More says no more)
 }
 
 // FuzzDecodeResult feeds arbitrary guest output to the filter and act
@@ -133,6 +134,7 @@ func TestDecodeResultCases(t *testing.T) {
 		{out: decodeSeeds[5], filter: KindGuest, act: KindGuest, mention: "(no message)"},
 		{out: decodeSeeds[6], filter: KindBadOutput, act: KindBadOutput, mention: "not a JSON result object"},
 		{out: decodeSeeds[7], filter: KindBadOutput, act: KindBadOutput, mention: "trailing data"},
+		{out: `{"effects":[]} }`, filter: KindBadOutput, act: KindBadOutput, mention: "trailing data"},
 		{out: decodeSeeds[8], filter: KindBadOutput, act: KindBadOutput, mention: "ABI 2.0"},
 		{out: decodeSeeds[11], filter: KindBadOutput, act: KindBadOutput, mention: `unknown effect type "kafka"`},
 		{out: decodeSeeds[12], filter: KindBadOutput, act: KindBadOutput, mention: "both body and body_json"},

@@ -381,7 +381,9 @@ func decodeResult(out []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("output is not a JSON result object: %v (output starts %q)", err, head(out))
 	}
-	if dec.More() {
+	// Anything but white space after the object is trailing data.
+	// (Decoder.More is no test: it answers false before a stray "}".)
+	if len(bytes.TrimSpace(out[dec.InputOffset():])) > 0 {
 		return fmt.Errorf("output has trailing data after the JSON object (output starts %q)", head(out))
 	}
 	return nil

@@ -25,8 +25,6 @@ var fastInputs = []string{
 	benchInput,
 	sampleInput,
 	` {"abi":"1.0","event":{}} `,
-	`{"abi":"1.0","event":{}}]`,
-	`{"abi":"1.0","event":{}}}`,
 	`{"abi":"2.0","event":null}`,
 	`{}`,
 	`{"abi":null,"context":null,"event":{"id":null,"position":null,"before":null,"after":{},"changed_fields":null,"trace":null}}`,
@@ -46,6 +44,7 @@ var fastInputs = []string{
 
 // slowInputs are given to encoding/json (they must still agree).
 var slowInputs = []string{
+	`{"abi":"1.0","event":{}}]`, `{"abi":"1.0","event":{}}}`, // trailing closers: errors
 	``, `   `, "\v", `null`, `[1,2,3]`, `"x"`, `{"abi":"1.0","event":{"id":`, `{"abi":"1.0"} x`, `{"abi":"1.0"}{}`,
 	`{"ABI":"1.0","event":{}}`, `{"abi":"1.0","Event":{}}`, `{"abi":"1.0","event":{"ID":"x"}}`, `{"abi":"1.0","event":{"Id":"x","id":"y"}}`,
 	`{"abi":"1.0","event":{"id":1}}`, `{"abi":"1.0","event":{"position":-1}}`, `{"abi":"1.0","event":{"position":1.5}}`,
@@ -180,4 +179,18 @@ func FuzzAppendJSON(f *testing.F) {
 			checkEncode(t, in.Event)
 		}
 	})
+}
+
+// TestDecodeInputRejectsTrailingData: anything but white space after the
+// input object is an error, a stray closer included.
+func TestDecodeInputRejectsTrailingData(t *testing.T) {
+	const in = `{"abi":"1.0","event":{"id":"s:1","position":1,"source":"s","entity":"t","op":"INSERT","key":"1","after":{"a":1}}}`
+	if _, err := DecodeInput([]byte(in + " \n")); err != nil {
+		t.Fatalf("white space after the object: %v", err)
+	}
+	for _, tail := range []string{" }", "]", " x", ` {}`} {
+		if _, err := DecodeInput([]byte(in + tail)); err == nil || !strings.Contains(err.Error(), "trailing") && !strings.Contains(err.Error(), "invalid") {
+			t.Errorf("input followed by %q: %v", tail, err)
+		}
+	}
 }

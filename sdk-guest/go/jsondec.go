@@ -820,10 +820,10 @@ func decodeInputFast(s string, lazy bool) (*Input, *rawImages, bool) {
 			return nil, nil, false
 		}
 	}
-	// json.Decoder.More, which the encoding/json path checks for trailing
-	// data, is false at the end and before a ']' or '}'.
+	// Anything but white space after the object is trailing data, which
+	// the encoding/json path reports.
 	d.ws()
-	if c := d.peek(); d.i < len(s) && c != ']' && c != '}' {
+	if d.i < len(s) {
 		return nil, nil, false
 	}
 	return in, d.raw, true

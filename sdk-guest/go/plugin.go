@@ -198,7 +198,9 @@ func decodeInputStd(b []byte) (*Input, *Error) {
 	if err := dec.Decode(&in); err != nil {
 		return nil, Errorf(CodeBadInput, "input is not a valid ABI input object: %v", err)
 	}
-	if dec.More() {
+	// Decoder.More is no test for trailing data: it answers false
+	// before a stray "}" or "]".
+	if len(bytes.TrimSpace(b[dec.InputOffset():])) > 0 {
 		return nil, Errorf(CodeBadInput, "input has trailing data after the JSON object")
 	}
 	return &in, nil

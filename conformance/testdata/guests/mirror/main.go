@@ -67,7 +67,8 @@ func fail(code, msg string) int32 {
 }
 
 func answer() int32 {
-	dec := json.NewDecoder(bytes.NewReader(input()))
+	raw := input()
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var in struct {
 		ABI    string          `json:"abi"`
@@ -80,7 +81,7 @@ func answer() int32 {
 	if err := dec.Decode(&in); err != nil {
 		return fail("bad_input", "input: "+err.Error())
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(raw[dec.InputOffset():])) > 0 {
 		return fail("bad_input", "input has trailing data")
 	}
 	if !strings.HasPrefix(in.ABI, "1.") {
