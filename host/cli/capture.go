@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/fraiseql/observer/host/config"
@@ -120,8 +121,13 @@ func (a *app) captureUninstallCommand() *cobra.Command {
 		Use:   "uninstall [--table NAME ...] [--drop-state]",
 		Short: "Remove capture triggers (all, or the named tables)",
 		Long: `uninstall removes the capture triggers from the named tables, or from every
-captured table when none is named. --drop-state also drops the change log, the
-checkpoints and the dead-letter queue: irreversible.`,
+captured table when none is named. --drop-state also drops the observer's state
+— the change log, the checkpoints, the dead-letter queue, dedup records and
+leader epochs — irreversibly (on PostgreSQL only the observer's own objects in
+source.schema, and the schema itself only if nothing else is left in it). It is
+refused while an observer runs on the source. A new change log starts again at
+position 1: event ids and idempotency keys repeat unless the source gets a new
+name.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.loadStateConfig()
@@ -129,6 +135,17 @@ checkpoints and the dead-letter queue: irreversible.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if dropSchema {
+				// Not under a running observer: its checkpoint and positions
+				// would no longer match the log.
+				probe := *cfg
+				probe.Failover.Enabled = true
+				if el, err := newElector(&probe, slog.New(slog.DiscardHandler)); err == nil && el != nil {
+					if holder, leading, err := el.Leader(ctx); err == nil && leading {
+						return usagef("capture uninstall --drop-state: an observer (%s) is running on source %q; stop it first", holder, cfg.Source.Name)
+					}
+				}
+			}
 			switch cfg.Source.Type {
 			case config.SourcePostgres:
 				conn, err := pgx.Connect(ctx, cfg.Source.DSN)
@@ -155,11 +172,15 @@ checkpoints and the dead-letter queue: irreversible.`,
 			}
 			return a.emit(map[string]any{"source": cfg.Source.Name, "uninstalled": tables, "dropped_state": dropSchema}, func(w io.Writer) {
 				fmt.Fprintf(w, "capture removed from %s for source %q\n", what, cfg.Source.Name)
+				if dropSchema {
+					fmt.Fprintf(w, "state dropped: a new change log starts again at position 1, so its events get the ids (and idempotency keys) %s:1, %s:2, … again;\n"+
+						"if a receiver remembers keys, give the source a new [source] name before capturing again\n", cfg.Source.Name, cfg.Source.Name)
+				}
 			})
 		},
 	}
 	cmd.Flags().StringArrayVarP(&tables, "table", "t", nil, "table to stop capturing (repeatable; default all)")
-	cmd.Flags().BoolVar(&dropSchema, "drop-state", false, "also drop the change log, checkpoints and dead letters")
+	cmd.Flags().BoolVar(&dropSchema, "drop-state", false, "also drop the observer's state: change log, checkpoints, dead letters, dedup records, epochs")
 	return cmd
 }
 

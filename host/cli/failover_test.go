@@ -299,3 +299,23 @@ func TestUnfencedRunRefusedBesideALeader(t *testing.T) {
 	}
 	_ = lease.Release(context.Background())
 }
+
+// TestDropStateRefusedUnderALeader: capture uninstall --drop-state does not
+// pull the state from under a running observer.
+func TestDropStateRefusedUnderALeader(t *testing.T) {
+	cfgPath, dbPath := sqliteSetup(t, "http://127.0.0.1:1")
+	el := leader.NewSQLite(leader.SQLiteConfig{Path: dbPath, Source: "shop", Group: "default", Holder: "other-host:7:abcdef"})
+	lease, err := el.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, context.Background(), "--config", cfgPath, "capture", "uninstall", "--drop-state")
+	if code != exitUsage || !strings.Contains(stderr, "an observer (other-host:7:abcdef) is running") {
+		t.Errorf("drop-state under a leader: exit %d: %s", code, stderr)
+	}
+	_ = lease.Release(context.Background())
+	code, out, stderr := runCLI(t, context.Background(), "--config", cfgPath, "capture", "uninstall", "--drop-state")
+	if code != 0 || !strings.Contains(out, "starts again at position 1") {
+		t.Errorf("drop-state with no observer: exit %d: %s%s", code, out, stderr)
+	}
+}

@@ -260,3 +260,41 @@ func TestDecodeErrorRow(t *testing.T) {
 		t.Errorf("good row after the bad one: %+v %v", recs[1].Event, recs[1].DecodeErr)
 	}
 }
+
+// TestDropStateSparesASharedSchema: with the observer's state in a schema
+// the application uses too (public), DropSchema drops the observer's
+// objects and leaves the application's tables, data, views and the schema
+// itself; an observer-only schema disappears whole.
+func TestDropStateSparesASharedSchema(t *testing.T) {
+	t.Parallel()
+	dsn, conn := scratch(t)
+	ctx := context.Background()
+	exec(t, conn, `CREATE TABLE orders (id int PRIMARY KEY, status text)`, `CREATE TABLE precious (id int)`,
+		`INSERT INTO precious VALUES (1), (2)`, `CREATE VIEW precious_v AS SELECT id FROM precious`)
+	if err := Install(ctx, conn, InstallOptions{Schema: "public", Tables: []TableSpec{{Name: "orders"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(ctx, dsn, "public") // the dedup and leader tables too
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordDone(ctx, "s", "g", []source.DoneRecord{{Position: 1, EventID: "s:1", Observer: "o", Outcome: "done"}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	exec(t, conn, `INSERT INTO orders VALUES (1, 'new')`)
+	if err := Uninstall(ctx, conn, UninstallOptions{Schema: "public", DropSchema: true}); err != nil {
+		t.Fatal(err)
+	}
+	var precious, views, observerTables, triggers int
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM precious), (SELECT count(*) FROM pg_views WHERE viewname = 'precious_v'),
+		(SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('change_log', 'checkpoint', 'dead_letter', 'captured_table', 'done', 'leader')),
+		(SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal)`).Scan(&precious, &views, &observerTables, &triggers); err != nil {
+		t.Fatal(err)
+	}
+	if precious != 2 || views != 1 || observerTables != 0 || triggers != 0 {
+		t.Fatalf("after drop-state in public: precious rows %d (want 2), views %d (want 1), observer tables %d (want 0), triggers %d (want 0)",
+			precious, views, observerTables, triggers)
+	}
+	exec(t, conn, `INSERT INTO orders VALUES (2, 'still works')`)
+}

@@ -50,8 +50,10 @@ type UninstallOptions struct {
 	// Tables to stop capturing; empty means every table in the registry
 	// (<schema>.captured_table).
 	Tables []string
-	// DropSchema also drops the schema with the change log, cursors and
-	// dead letters. Irreversible.
+	// DropSchema also drops the observer's state in the schema — the
+	// change log, cursors, dead letters, dedup records, leader epochs and
+	// the capture function — and then the schema itself if nothing else
+	// is left in it. Irreversible.
 	DropSchema bool
 }
 
@@ -368,7 +370,8 @@ func installTable(ctx context.Context, tx pgx.Tx, n names, t TableSpec) error {
 }
 
 // Uninstall removes the capture triggers of the named tables (all registered
-// tables when none are named) and, with DropSchema, the whole schema. It is
+// tables when none are named) and, with DropSchema, the observer's state
+// (the schema too when it holds nothing else). It is
 // idempotent: tables or a schema that are already gone are not an error.
 func Uninstall(ctx context.Context, db DB, opts UninstallOptions) error {
 	if opts.Schema == "" {
@@ -417,10 +420,35 @@ func Uninstall(ctx context.Context, db DB, opts UninstallOptions) error {
 		}
 	}
 	if opts.DropSchema {
-		// Any trigger still pointing at the function (a table captured but
-		// missing from the registry) goes with it.
-		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+n.schema+` CASCADE`); err != nil {
-			return fmt.Errorf("uninstall capture: drop schema %q: %w", opts.Schema, err)
+		// Only the observer's own objects: the schema may be one the
+		// application uses too ("public"), so never DROP SCHEMA CASCADE.
+		// The function goes with CASCADE, which drops exactly the capture
+		// triggers still using it (a table captured but missing from the
+		// registry); the tables go without, so that nothing else that
+		// depends on them (a view someone made) disappears silently.
+		drops := []string{
+			`DROP FUNCTION IF EXISTS ` + n.fn + `() CASCADE`,
+			`DROP TABLE IF EXISTS ` + n.changeLog + `, ` + n.checkpoint + `, ` + n.deadLetter + `, ` + n.registry + `, ` +
+				n.schema + `.done, ` + leaderTable(opts.Schema),
+			`DROP SEQUENCE IF EXISTS ` + n.seq,
+		}
+		for _, q := range drops {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("uninstall capture: drop the observer's state in schema %q: %w", opts.Schema, err)
+			}
+		}
+		// The schema itself only when nothing else lives in it.
+		var others int
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = $1)
+			+ (SELECT count(*) FROM pg_proc p JOIN pg_namespace ns ON ns.oid = p.pronamespace WHERE ns.nspname = $1)
+			+ (SELECT count(*) FROM pg_type t JOIN pg_namespace ns ON ns.oid = t.typnamespace WHERE ns.nspname = $1 AND t.typrelid = 0 AND t.typelem = 0)`,
+			opts.Schema).Scan(&others); err != nil {
+			return fmt.Errorf("uninstall capture: schema %q: %w", opts.Schema, err)
+		}
+		if others == 0 {
+			if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+n.schema); err != nil {
+				return fmt.Errorf("uninstall capture: drop schema %q: %w", opts.Schema, err)
+			}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

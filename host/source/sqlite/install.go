@@ -367,7 +367,10 @@ func Uninstall(ctx context.Context, db *sql.DB, opts UninstallOptions) error {
 				return fmt.Errorf("uninstall capture: drop trigger %q: %w", n, err)
 			}
 		}
-		for _, tbl := range []string{"observer_change_log", "observer_context", "observer_checkpoint", "observer_dead_letter", "observer_captured_table"} {
+		// Every state table: dedup records left behind would match the
+		// positions a new change log starts again at 1, and skip its events.
+		for _, tbl := range []string{"observer_change_log", "observer_context", "observer_checkpoint", "observer_dead_letter",
+			"observer_captured_table", "observer_done", "observer_leader"} {
 			if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+tbl); err != nil {
 				return fmt.Errorf("uninstall capture: drop %s: %w", tbl, err)
 			}

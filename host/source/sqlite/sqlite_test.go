@@ -431,3 +431,36 @@ func TestStoreDeadLetters(t *testing.T) {
 		t.Fatalf("get deleted: %v", err)
 	}
 }
+
+// TestDropAllForgetsDedupRecords: after DropAll and a new install, the new
+// change log starts again at 1, so dedup records and leases left behind
+// would skip its events: DropAll removes them with the rest.
+func TestDropAllForgetsDedupRecords(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "app.db")
+	st, err := OpenStore(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	db := st.DB()
+	if _, err := db.Exec(`CREATE TABLE a (id INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := Install(ctx, db, InstallOptions{Tables: []TableSpec{{Name: "a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RecordDone(ctx, "s", "g", []source.DoneRecord{{Position: 1, EventID: "s:1", Observer: "o", Outcome: "done"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := TakeLease(ctx, db, "s", "g", "h", time.Minute, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := Uninstall(ctx, db, UninstallOptions{DropAll: true}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'observer_%'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d observer tables left after DropAll (%v)", n, err)
+	}
+}
