@@ -3,12 +3,17 @@ package engine
 import (
 	"context"
 	"fmt"
+	nethttp "net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fraiseql/observer/abi"
 	"github.com/fraiseql/observer/host/effect"
+	effecthttp "github.com/fraiseql/observer/host/effect/http"
 	"github.com/fraiseql/observer/host/event"
 	"github.com/fraiseql/observer/host/resilience"
 )
@@ -64,5 +69,56 @@ func TestBreakerOpenWaitsWithoutUsingAttempts(t *testing.T) {
 	}
 	if d := store.deadLetters(); len(d) != 0 {
 		t.Fatalf("%d dead letters, want 0: %+v", len(d), d[0])
+	}
+}
+
+// TestFailedProbesUseNoAttempts: through the real HTTP executor and its
+// breakers, an outage longer than the events' retries is waited out: the
+// half-open probes that fail during it do not use up the events'
+// attempts, so nothing is dead-lettered and everything arrives after it.
+func TestFailedProbesUseNoAttempts(t *testing.T) {
+	const n = 10
+	var down atomic.Bool
+	down.Store(true)
+	var mu sync.Mutex
+	got := map[string]int{}
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if down.Load() {
+			w.WriteHeader(nethttp.StatusServiceUnavailable)
+			return
+		}
+		mu.Lock()
+		got[r.Header.Get(effecthttp.HeaderIdempotencyKey)]++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	actor := &actorFunc{name: "webhook", fn: func(ctx context.Context, in *abi.Input) (abi.ActResult, error) {
+		return abi.ActResult{Effects: []abi.Effect{{Type: abi.EffectHTTP, HTTP: &abi.HTTPEffect{Method: "POST", URL: srv.URL + "/h", Body: in.Event.ID}}}}, nil
+	}}
+	src, store := newMemSource("db"), newMemStore()
+	for i := range n {
+		src.add(ev("orders", fmt.Sprintf("k%d", i), event.OpInsert, nil))
+	}
+	policy := effect.Policy{AllowedHosts: []string{strings.TrimPrefix(srv.URL, "http://")}, AllowPrivate: true,
+		Breaker: resilience.BreakerConfig{Enabled: true, FailureRatio: 0.5, Window: time.Minute, MinRequests: 2, OpenTimeout: 50 * time.Millisecond, HalfOpenProbes: 1}}
+	h := start(t, Config{Observers: []Observer{{Name: "o", Entity: "orders", Action: ActStep{Plugin: actor},
+		Retry: fastRetry(2, 5*time.Millisecond), Effect: policy}}}, src, store,
+		map[string]effect.Executor{abi.EffectHTTP: effecthttp.New(effecthttp.Options{Breakers: resilience.NewBreakers(resilience.BreakersOptions{})})})
+	// 1.5s of outage: ~30 probes, against 2 attempts for each of 10 events.
+	time.Sleep(1500 * time.Millisecond)
+	if st := h.e.Stats(); st.DeadLettered != 0 {
+		t.Fatalf("%d events dead-lettered during the outage (probes used up their attempts)", st.DeadLettered)
+	}
+	down.Store(false)
+	waitFor(t, 10*time.Second, "every event delivered after the outage", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == n
+	})
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := store.deadLetters(); len(d) != 0 {
+		t.Fatalf("%d dead letters: %s", len(d), d[0].Error)
 	}
 }

@@ -251,6 +251,13 @@ func (b *Breaker) openError(s State, wait time.Duration) *OpenError {
 	return e
 }
 
+// Probe reports whether p is a half-open probe: the request that decides
+// whether the breaker closes again. A probe that fails opens it again; the
+// caller should then treat the attempt like one the breaker refused (see
+// ProbeFailedError), so that a long outage does not use up an event's
+// attempts one probe at a time.
+func (p Permit) Probe() bool { return p.probe }
+
 // Done records the outcome of the request p allowed. Results of requests
 // allowed before the breaker's last state change are not counted (they
 // describe the endpoint as it was). Done on the zero Permit does nothing.

@@ -50,6 +50,28 @@ func WaitHint(err error) (wait time.Duration, countsAsAttempt bool, ok bool) {
 	return 0, false, false
 }
 
+// ProbeFailedError wraps the failure of a half-open probe (Permit.Probe):
+// the breaker is open again for Wait. The attempt does not count: the
+// event waits with the others behind the breaker, and is not dead-lettered
+// for an outage it happened to probe.
+type ProbeFailedError struct {
+	Wait time.Duration
+	Err  error
+}
+
+func (e *ProbeFailedError) Error() string {
+	const what = "a circuit breaker probe: the breaker is open again for %s; the attempt is not counted"
+	if e.Err == nil {
+		return fmt.Sprintf(what, e.Wait)
+	}
+	return fmt.Sprintf("%v ("+what+")", e.Err, e.Wait)
+}
+
+func (e *ProbeFailedError) Unwrap() error { return e.Err }
+
+// WaitHint: the breaker's open timeout; the attempt does not count.
+func (e *ProbeFailedError) WaitHint() (time.Duration, bool) { return e.Wait, false }
+
 // RetryAfterError says the receiver asked for a wait before the next
 // attempt (an HTTP 429 or 503 with Retry-After). The attempt counts.
 type RetryAfterError struct {

@@ -144,6 +144,12 @@ func TestBreakerFailedProbeReopens(t *testing.T) {
 	if err == nil || errors.Is(err, resilience.ErrBreakerOpen) {
 		t.Fatalf("probe: %v, want it sent and failing", err)
 	}
+	// The failed probe is not an attempt: the event waits behind the
+	// breaker with the others instead of using up its retries.
+	var pf *resilience.ProbeFailedError
+	if wait, counts, ok := resilience.WaitHint(err); !errors.As(err, &pf) || !ok || counts || wait != 150*time.Millisecond {
+		t.Fatalf("failed probe: %v: wait hint %s counts %v ok %v, want 150ms, not counted", err, wait, counts, ok)
+	}
 	if rc.count() != 5 {
 		t.Fatalf("receiver got %d, want 5", rc.count())
 	}

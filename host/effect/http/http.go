@@ -271,12 +271,17 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 			x.logAttempt(ctx, req, method, u.Host, 0, start, e)
 			return fail(e)
 		}
+		probeFailed := false
 		if ctx.Err() != nil {
 			permit.Done(resilience.Ignore) // abandoned by the caller: says nothing about the endpoint
 		} else {
 			permit.Done(resilience.Failure)
+			probeFailed = permit.Probe()
 		}
 		e := withURL(effect.NewError(abi.EffectHTTP, req.Index, transportError(ctx, actx, err, timeout), false))
+		if probeFailed {
+			e.Err = &resilience.ProbeFailedError{Wait: br.Config().OpenTimeout, Err: e.Err}
+		}
 		x.logAttempt(ctx, req, method, u.Host, 0, start, e)
 		return fail(e)
 	}
@@ -296,8 +301,10 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 	// Drain so the connection goes back to the pool.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 	resp.Body.Close()
+	probeFailed := false
 	if breakerFailure(status) {
 		permit.Done(resilience.Failure)
+		probeFailed = permit.Probe()
 	} else {
 		permit.Done(resilience.Success)
 	}
@@ -317,6 +324,9 @@ func (x *Executor) Execute(ctx context.Context, req effect.Request) (effect.Resu
 		if wait, capped, ok := parseRetryAfter(resp.Header.Get("Retry-After"), x.now(), x.maxRetryAfter); ok {
 			e.Err = &resilience.RetryAfterError{After: wait, Capped: capped}
 		}
+	}
+	if probeFailed {
+		e.Err = &resilience.ProbeFailedError{Wait: br.Config().OpenTimeout, Err: e.Err}
 	}
 	e.SetBody(head, more)
 	x.logAttempt(ctx, req, method, u.Host, status, start, e)
