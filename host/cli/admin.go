@@ -221,6 +221,8 @@ func (in *instance) Reload(ctx context.Context) (admin.ReloadResult, error) {
 		return res, nil
 	case ctx.Err() != nil:
 		return admin.ReloadResult{}, fmt.Errorf("reload did not finish in time (it may still complete): %w: %w", err, admin.ErrUnavailable)
+	case errors.Is(err, errStopping):
+		return admin.ReloadResult{}, fmt.Errorf("%w: %w", err, admin.ErrUnavailable)
 	case phase == phaseStopping:
 		return admin.ReloadResult{}, err
 	}

@@ -29,7 +29,7 @@ number of attempts until you retry or purge it.`,
 }
 
 // withStore loads the config and opens the state store.
-func (a *app) withStore(ctx context.Context, fn func(source.Store, string) error) error {
+func (a *app) withStore(ctx context.Context, fn func(source.Store, dlqScope) error) error {
 	cfg, err := a.loadStateConfig()
 	if err != nil {
 		return err
@@ -39,7 +39,32 @@ func (a *app) withStore(ctx context.Context, fn func(source.Store, string) error
 		return fmt.Errorf("open state store for source %q: %w", cfg.Source.Name, err)
 	}
 	defer st.Close()
-	return fn(st, cfg.Source.Name)
+	return fn(st, dlqScope{source: cfg.Source.Name, group: cfg.Observer.Group})
+}
+
+// dlqScope is the part of the dead-letter queue a config's commands work
+// on: its source and checkpoint group. Another group on the same database
+// (a dry run's GROUP.dry-run, a second deployment) has entries of its
+// own, for other endpoints: they are not listed, purged or retried here.
+type dlqScope struct{ source, group string }
+
+func (sc dlqScope) filter() source.DeadFilter {
+	return source.DeadFilter{Source: sc.source, Group: sc.group}
+}
+
+// get reads entry id, which must belong to the scope.
+func (sc dlqScope) get(ctx context.Context, st source.Store, id int64) (source.DeadLetter, error) {
+	d, err := st.GetDead(ctx, id)
+	switch {
+	case errors.Is(err, source.ErrNotFound):
+		return d, fmt.Errorf("dead letter %d: %w", id, source.ErrNotFound)
+	case err != nil:
+		return d, fmt.Errorf("dead letter %d: %w", id, err)
+	case d.Source != sc.source || d.Group != sc.group:
+		return d, usagef("dead letter %d belongs to source %q group %q, not to this config's source %q group %q: use that group's config",
+			id, d.Source, d.Group, sc.source, sc.group)
+	}
+	return d, nil
 }
 
 func parseIDs(args []string) ([]int64, error) {
@@ -70,8 +95,13 @@ func (a *app) dlqListCommand() *cobra.Command {
 		Short: "List dead-lettered events",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withStore(cmd.Context(), func(st source.Store, src string) error {
-				ds, err := st.ListDead(cmd.Context(), source.DeadFilter{Source: src, Observer: observer, Limit: limit})
+			if limit < 0 {
+				return usagef("dlq list: --limit %d: want 0 (all) or more", limit)
+			}
+			return a.withStore(cmd.Context(), func(st source.Store, sc dlqScope) error {
+				f := sc.filter()
+				f.Observer, f.Limit = observer, limit
+				ds, err := st.ListDead(cmd.Context(), f)
 				if err != nil {
 					return fmt.Errorf("list dead letters: %w", err)
 				}
@@ -109,13 +139,10 @@ func (a *app) dlqShowCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.withStore(cmd.Context(), func(st source.Store, _ string) error {
-				d, err := st.GetDead(cmd.Context(), ids[0])
+			return a.withStore(cmd.Context(), func(st source.Store, sc dlqScope) error {
+				d, err := sc.get(cmd.Context(), st, ids[0])
 				if err != nil {
-					if errors.Is(err, source.ErrNotFound) {
-						return fmt.Errorf("dead letter %d: not found", ids[0])
-					}
-					return fmt.Errorf("dead letter %d: %w", ids[0], err)
+					return err
 				}
 				return a.emit(d, func(w io.Writer) {
 					fmt.Fprintf(w, "id:        %d\nobserver:  %s\nevent:     %s (position %d, source %s, group %s)\nstage:     %s\neffect:    %d\nattempts:  %d\ncreated:   %s\nerror:     %s\nevent json:\n%s\n",
@@ -140,14 +167,20 @@ func (a *app) dlqPurgeCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.withStore(cmd.Context(), func(st source.Store, src string) error {
+			return a.withStore(cmd.Context(), func(st source.Store, sc dlqScope) error {
 				if all {
-					ds, err := st.ListDead(cmd.Context(), source.DeadFilter{Source: src})
+					ds, err := st.ListDead(cmd.Context(), sc.filter())
 					if err != nil {
 						return fmt.Errorf("list dead letters: %w", err)
 					}
 					for _, d := range ds {
 						ids = append(ids, d.ID)
+					}
+				} else {
+					for _, id := range ids {
+						if _, err := sc.get(cmd.Context(), st, id); err != nil && !errors.Is(err, source.ErrNotFound) {
+							return err // another group's entry: nothing is deleted
+						}
 					}
 				}
 				n := int64(0)
@@ -166,7 +199,7 @@ func (a *app) dlqPurgeCommand() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "purge every entry of this source")
+	cmd.Flags().BoolVar(&all, "all", false, "purge every entry of this source and group")
 	return cmd
 }
 
@@ -186,8 +219,11 @@ func (a *app) dlqRetryCommand() *cobra.Command {
 		Short: "Run dead-lettered events through their observer again",
 		Long: `retry runs each entry's event through its observer's full pipeline once more
 (filters, action, effects), with the plugins and settings of the current config.
-An entry that succeeds is removed; one that fails again stays, and the new error is
-printed. Entries dead-lettered at decode have no observer and cannot be retried.`,
+An entry that succeeds is removed; one that fails again stays as it was (its
+stored error and attempts unchanged) and the new error is printed. Entries
+dead-lettered at decode have no observer and cannot be retried: the checkpoint
+has passed their row, so fixing it does not deliver it; purge them. Only this
+config's source and observer.group are retried.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if all == (len(args) > 0) {
 				return usagef("dlq retry: give dead-letter ids or --all, not both or neither")
@@ -207,20 +243,21 @@ printed. Entries dead-lettered at decode have no observer and cannot be retried.
 				return err
 			}
 			defer s.Close(context.WithoutCancel(ctx))
-			var entries []source.DeadLetter
+			sc := dlqScope{source: cfg.Source.Name, group: cfg.Observer.Group}
+			entries := []source.DeadLetter{}
 			if all {
-				if entries, err = s.store.ListDead(ctx, source.DeadFilter{Source: cfg.Source.Name}); err != nil {
+				if entries, err = s.store.ListDead(ctx, sc.filter()); err != nil {
 					return fmt.Errorf("list dead letters: %w", err)
 				}
 			}
 			for _, id := range ids {
-				d, err := s.store.GetDead(ctx, id)
+				d, err := sc.get(ctx, s.store, id)
 				if err != nil {
-					return fmt.Errorf("dead letter %d: %w", id, err)
+					return err
 				}
 				entries = append(entries, d)
 			}
-			var outs []retryOutcome
+			outs := []retryOutcome{}
 			failed := 0
 			for _, d := range entries {
 				o := retryOutcome{ID: d.ID, Observer: d.Observer, EventID: d.EventID}
@@ -256,13 +293,13 @@ printed. Entries dead-lettered at decode have no observer and cannot be retried.
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "retry every entry of this source")
+	cmd.Flags().BoolVar(&all, "all", false, "retry every entry of this source and group")
 	return cmd
 }
 
 func retryOne(ctx context.Context, s *stack, d source.DeadLetter) error {
 	if d.Observer == "" {
-		return fmt.Errorf("dead-lettered at %s with no observer: fix the source row, then purge this entry", d.Stage)
+		return fmt.Errorf("dead-lettered at %s (the row could not be decoded), for no observer: it cannot be retried; purge it once you have dealt with the row", d.Stage)
 	}
 	ev, err := event.Decode(d.Event)
 	if err != nil {

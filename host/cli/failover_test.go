@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fraiseql/observer/host/leader"
+	"github.com/fraiseql/observer/host/source"
 	"github.com/fraiseql/observer/host/source/sqlite"
 )
 
@@ -317,5 +318,65 @@ func TestDropStateRefusedUnderALeader(t *testing.T) {
 	code, out, stderr := runCLI(t, context.Background(), "--config", cfgPath, "capture", "uninstall", "--drop-state")
 	if code != 0 || !strings.Contains(out, "starts again at position 1") {
 		t.Errorf("drop-state with no observer: exit %d: %s%s", code, out, stderr)
+	}
+}
+
+// TestDLQStaysInItsGroup: dlq list, show, purge and retry work on the
+// config's source and observer.group only: another group's entries on the
+// same database (a dry run's, another deployment's) are neither listed
+// nor purged nor retried through this config's observers.
+func TestDLQStaysInItsGroup(t *testing.T) {
+	cfgPath, dbPath := sqliteSetup(t, "http://127.0.0.1:1")
+	st, err := sqlite.OpenStore(context.Background(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	put := func(group string) int64 {
+		id, err := st.PutDead(context.Background(), source.DeadLetter{Source: "shop", Group: group, Observer: "orders", EventID: "shop:1",
+			Position: 1, Event: []byte(`{"id":"shop:1"}`), Stage: "effect", Error: "status 500", Attempts: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	mine, theirs := put("default"), put("default.dry-run")
+	code, out, stderr := runCLI(t, context.Background(), "--config", cfgPath, "--format", "json", "dlq", "list")
+	var ds []source.DeadLetter
+	if code != 0 || json.Unmarshal([]byte(out), &ds) != nil || len(ds) != 1 || ds[0].ID != mine {
+		t.Fatalf("dlq list: exit %d: %s%s", code, out, stderr)
+	}
+	other := strconv.FormatInt(theirs, 10)
+	for _, cmd := range [][]string{{"show", other}, {"purge", other}, {"retry", other}} {
+		code, _, stderr := runCLI(t, context.Background(), append([]string{"--config", cfgPath, "dlq"}, cmd...)...)
+		if code != exitUsage || !strings.Contains(stderr, `group "default.dry-run", not to this config's source "shop" group "default"`) {
+			t.Errorf("dlq %v: exit %d: %s", cmd, code, stderr)
+		}
+	}
+	if code, out, _ := runCLI(t, context.Background(), "--config", cfgPath, "dlq", "purge", "--all"); code != 0 || !strings.Contains(out, "purged 1 ") {
+		t.Errorf("purge --all: exit %d: %s", code, out)
+	}
+	if _, err := st.GetDead(context.Background(), theirs); err != nil {
+		t.Errorf("the other group's entry is gone: %v", err)
+	}
+}
+
+// TestAdminClientNamesAForeignAnswer: an answer that is not the admin
+// server's (an empty 502 from a proxy, a 404 page) is reported with its
+// status, not as an empty message.
+func TestAdminClientNamesAForeignAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		code int
+		body string
+	}{{502, ""}, {404, "<html>not here</html>"}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(tc.code)
+			_, _ = io.WriteString(w, tc.body)
+		}))
+		code, _, stderr := runCLI(t, context.Background(), "status", "--admin", strings.TrimPrefix(srv.URL, "http://"))
+		srv.Close()
+		if code != exitFailed || !strings.Contains(stderr, fmt.Sprintf("answered %d", tc.code)) || !strings.Contains(stderr, "is this an observer's admin address?") {
+			t.Errorf("status against a %d: exit %d: %q", tc.code, code, stderr)
+		}
 	}
 }

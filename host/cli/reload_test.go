@@ -221,3 +221,45 @@ func TestSIGHUPDuringStartup(t *testing.T) {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
 	}
 }
+
+// TestSIGHUPDuringDrain: a SIGHUP that arrives while the observer drains
+// after SIGTERM (a logrotate, a reload racing a stop) is ignored: the
+// process still finishes its drain, saves its checkpoint and exits 0.
+func TestSIGHUPDuringDrain(t *testing.T) {
+	bin := buildObserver(t)
+	arrived := make(chan struct{}, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		time.Sleep(1500 * time.Millisecond) // still running when SIGTERM and SIGHUP come
+	}))
+	defer srv.Close()
+	cfgPath, dbPath := sqliteSetup(t, srv.URL)
+	var stderr syncBuffer
+	cmd := exec.Command(bin, "--config", cfgPath, "run", "--progress", "0")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() //nolint:errcheck // stopped below on success
+	insertOrders(t, dbPath, 1, 1)
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no delivery:\n%s", stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM then SIGHUP: %v (a SIGHUP during the drain killed it?)\n%s", err, stderr.String())
+	}
+	for _, w := range []string{"SIGHUP ignored: the observer is stopping", "engine stopped", "observer stopped"} {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("log lacks %q:\n%s", w, stderr.String())
+		}
+	}
+}

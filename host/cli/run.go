@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -43,7 +42,7 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			hup := catchSIGHUP()
-			defer signal.Stop(hup)
+			defer hup.stop()
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err

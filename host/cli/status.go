@@ -115,15 +115,22 @@ func (c *adminClient) do(ctx context.Context, method, path string) ([]byte, erro
 	var e struct {
 		Error string `json:"error"`
 	}
-	msg := strings.TrimSpace(string(body))
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		msg = e.Error
-	}
+	_ = json.Unmarshal(body, &e) // the admin server's errors are {"error": "..."}
+	msg := e.Error
 	if resp.StatusCode == http.StatusUnauthorized {
 		if c.token == "" {
 			return nil, fmt.Errorf("the admin server at %s requires a token: set %s, or admin.token_env / admin.token_file in the config", c.addr, EnvAdminToken)
 		}
 		return nil, fmt.Errorf("the admin server at %s refused the token (it differs from the running instance's)", c.addr)
+	}
+	if msg == "" {
+		// Not an answer of the observer's admin server (a proxy, another
+		// program on the port): say what came back.
+		what := strings.TrimSpace(string(body))
+		if what == "" {
+			what = "an empty body"
+		}
+		msg = fmt.Sprintf("%s %s answered %s with %s (is this an observer's admin address?)", method, c.base+path, resp.Status, oneLine(what, 120))
 	}
 	return nil, &adminStatusError{code: resp.StatusCode, msg: msg}
 }

@@ -135,26 +135,43 @@ func (s *supervisor) load(ctx context.Context) (*stack, error) {
 	return build(ctx, cfg, s.log, s.opts)
 }
 
-// catchSIGHUP starts catching SIGHUP, whose default action would end the
-// process: call it first thing, so that a reload asked for while plugins
-// compile at start-up (systemd's ExecReload) waits instead of killing it.
-// watchSIGHUP then turns what it caught into reloads.
-func catchSIGHUP() chan os.Signal {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	return hup
+// sighup catches SIGHUP for `observer run`, whose default action would end
+// the process. Start it first thing (catchSIGHUP), so that a reload asked
+// for while plugins compile at start-up (systemd's ExecReload) waits
+// instead of killing the process, and stop it only as the command returns,
+// so that one arriving during the final drain (a logrotate, a reload
+// racing a stop) does not kill it either.
+type sighup struct {
+	c    chan os.Signal
+	quit chan struct{}
 }
 
-// watchSIGHUP turns SIGHUP on hup (from catchSIGHUP) into reloads until
-// ctx ends. One caught during start-up is taken as soon as this runs.
-func (s *supervisor) watchSIGHUP(ctx context.Context, hup chan os.Signal) {
+func catchSIGHUP() *sighup {
+	h := &sighup{c: make(chan os.Signal, 1), quit: make(chan struct{})}
+	signal.Notify(h.c, syscall.SIGHUP)
+	return h
+}
+
+// stop restores SIGHUP's default action and ends the watcher.
+func (h *sighup) stop() {
+	signal.Stop(h.c)
+	close(h.quit)
+}
+
+// watchSIGHUP turns SIGHUPs into reloads while ctx lives (one caught
+// during start-up is taken as soon as this runs), and ignores them, with a
+// log line, while the process stops.
+func (s *supervisor) watchSIGHUP(ctx context.Context, h *sighup) {
 	go func() {
-		defer signal.Stop(hup)
 		for {
 			select {
-			case <-ctx.Done():
+			case <-h.quit:
 				return
-			case <-hup:
+			case <-h.c:
+				if ctx.Err() != nil {
+					s.log.Info("SIGHUP ignored: the observer is stopping")
+					continue
+				}
 				s.log.Info("SIGHUP: reloading the configuration", "config", s.a.configPath)
 				if err := s.Reload(ctx); err != nil && ctx.Err() == nil {
 					s.log.Error("reload refused; the previous configuration keeps running", "error", err.Error())
@@ -213,7 +230,7 @@ func (s *supervisor) run(ctx context.Context, first *stack) error {
 				return err // the engine's errors say "engine: …"; it logged its figures
 			case req := <-s.reloads:
 				if stopping == nil {
-					req.done <- errors.New("the observer is stopping")
+					req.done <- errStopping
 					continue wait
 				}
 				s.set(cur, phaseReloading)
@@ -242,6 +259,9 @@ func (s *supervisor) run(ctx context.Context, first *stack) error {
 		}
 	}
 }
+
+// errStopping refuses a reload asked for while the observer stops.
+var errStopping = errors.New("the observer is stopping")
 
 func (s *supervisor) stopped(st *stack) {
 	if s.onStopped != nil {

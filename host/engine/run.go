@@ -501,7 +501,7 @@ func (r *run) save(ctx context.Context) error {
 		if errors.Is(err, source.ErrFenced) {
 			return err // names the source, group and epochs itself
 		}
-		return fmt.Errorf("engine: save cursor of source %q group %q: %w", e.src.Name(), e.cfg.Group, err)
+		return fmt.Errorf("engine: %w", err) // the store's error names the source and group
 	}
 	r.saved = cur
 	e.stats.cpThrough.Store(cur.Through)
