@@ -294,7 +294,7 @@ func (s *Server) event(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	rep, err := s.backend.Event(ctx, id)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if err == ErrNotFound { //nolint:errorlint // only the bare answer; a wrapped one says why itself
 			err = fmt.Errorf("event %s: %w: not in the journal of recent events, and the source has no row at that position (never written, rolled back or pruned)", id, err)
 		}
 		writeError(w, statusOf(err), err)

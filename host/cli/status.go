@@ -217,9 +217,12 @@ func writeStatus(w io.Writer, st *metrics.Status) {
 	if !st.Ready {
 		ready = "not ready: " + st.Reason
 	}
-	role := "standby"
-	if st.Leader {
+	role := "not leading"
+	switch {
+	case st.Leader:
 		role = "leader"
+	case st.State == phaseStandby:
+		role = "standby"
 	}
 	fmt.Fprintf(w, "observer %s · %s (%s) · %s · up %s", st.Version, st.State, ready, role,
 		time.Duration(st.UptimeSeconds*float64(time.Second)).Round(time.Second))
