@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,24 +60,8 @@ func TestFailoverSQLite(t *testing.T) {
 	}
 	f.Close()
 
-	type proc struct {
-		cmd    *exec.Cmd
-		stderr *syncBuffer
-		done   chan error
-	}
-	start := func() *proc {
-		p := &proc{cmd: exec.Command(bin, "--config", cfgPath, "run", "--progress", "0"), stderr: &syncBuffer{}, done: make(chan error, 1)}
-		p.cmd.Stderr = p.stderr
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { p.done <- p.cmd.Wait() }()
-		t.Cleanup(func() {
-			_ = p.cmd.Process.Signal(syscall.SIGCONT)
-			_ = p.cmd.Process.Kill()
-		})
-		return p
-	}
+	type proc = runProc
+	start := func() *proc { return startRun(t, bin, cfgPath) }
 	store, err := sqlite.OpenStore(context.Background(), dbPath)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,30 @@ func buildObserver(t *testing.T) string {
 	return bin
 }
 
+// runProc is a test's running `observer run` child process.
+type runProc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan error // Wait's result
+}
+
+// startRun starts `observer run` on cfgPath; the test's cleanup kills it
+// (after a SIGCONT, in case the test froze it).
+func startRun(t *testing.T, bin, cfgPath string) *runProc {
+	t.Helper()
+	p := &runProc{cmd: exec.Command(bin, "--config", cfgPath, "run", "--progress", "0"), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		_ = p.cmd.Process.Kill()
+	})
+	return p
+}
+
 // TestReloadOnSIGHUP runs a real `observer run` process and reloads it:
 // a broken config is refused while the old one keeps delivering, and a new
 // config (another URL, a second observer) takes over from the checkpoint.
@@ -75,13 +99,8 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var stderr syncBuffer
-	cmd := exec.Command(bin, "--config", cfgPath, "run", "--progress", "0")
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() //nolint:errcheck // already exited on success
+	p := startRun(t, bin, cfgPath)
+	cmd, stderr := p.cmd, p.stderr
 	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
@@ -153,7 +172,7 @@ action = { plugin = "webhook", config = { url = "` + srv.URL + `/big" } }
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
+	if err := <-p.done; err != nil {
 		t.Fatalf("observer exit: %v\n%s", err, stderr.String())
 	}
 	if n := count("/orders"); n != 10 {
@@ -183,15 +202,8 @@ func TestSIGHUPDuringStartup(t *testing.T) {
 	if err := os.WriteFile(cfgPath, append(b, []byte(fmt.Sprintf("\n[runtime]\ncache_dir = %q\n", cold))...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
-	cmd := exec.Command(bin, "--config", cfgPath, "run", "--progress", "0")
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() //nolint:errcheck // stopped below on success
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	p := startRun(t, bin, cfgPath)
+	cmd, stderr, done := p.cmd, p.stderr, p.done
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(stderr.String(), "loading plugin") {
 		if time.Now().After(deadline) {
@@ -234,13 +246,8 @@ func TestSIGHUPDuringDrain(t *testing.T) {
 	}))
 	defer srv.Close()
 	cfgPath, dbPath := sqliteSetup(t, srv.URL)
-	var stderr syncBuffer
-	cmd := exec.Command(bin, "--config", cfgPath, "run", "--progress", "0")
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill() //nolint:errcheck // stopped below on success
+	p := startRun(t, bin, cfgPath)
+	cmd, stderr := p.cmd, p.stderr
 	insertOrders(t, dbPath, 1, 1)
 	select {
 	case <-arrived:
@@ -254,7 +261,7 @@ func TestSIGHUPDuringDrain(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
+	if err := <-p.done; err != nil {
 		t.Fatalf("exit after SIGTERM then SIGHUP: %v (a SIGHUP during the drain killed it?)\n%s", err, stderr.String())
 	}
 	for _, w := range []string{"SIGHUP ignored: the observer is stopping", "engine stopped", "observer stopped"} {
