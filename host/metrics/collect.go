@@ -66,6 +66,13 @@ func (m *Metrics) inspect(ctx context.Context, t Target, checkpoint uint64) (l l
 		}
 		return h, err
 	})
+	if l.headErr == nil && checkpoint >= l.head.Position {
+		// The cached head is older than the checkpoint, which has caught
+		// up with it since: nothing is behind, whatever the cache says
+		// (it was computed from an older checkpoint). Exact without a
+		// query; lag between the two stays as stale as the cache's TTL.
+		l.head.Position, l.head.Behind, l.head.OldestUnread = checkpoint, 0, time.Time{}
+	}
 	l.dead, _, l.deadErr = m.dead.get(now, m.opts.CacheTTL, func() (int64, error) {
 		ctx, cancel := context.WithTimeout(ctx, m.opts.InspectTimeout)
 		defer cancel()

@@ -463,3 +463,22 @@ func TestLagCountsFromLowestPending(t *testing.T) {
 		t.Errorf("status lag: %+v", st.Sources)
 	}
 }
+
+// TestCachedHeadBehindACaughtUpCheckpoint: a head cached while the
+// checkpoint was behind does not report lag once the checkpoint has
+// caught up with it, within the cache's TTL.
+func TestCachedHeadBehindACaughtUpCheckpoint(t *testing.T) {
+	insp := &countingInspector{} // head 100; Behind = 100 - through
+	stats := &fixedStats{engine.Stats{CheckpointThrough: 40}}
+	m := metrics.New(metrics.Options{CacheTTL: time.Hour, NoRuntimeCollectors: true})
+	m.SetTarget(metrics.Target{Source: "db", Group: "g", Engine: stats, Inspector: insp})
+	check(t, m.Registry(), []want{{"observer_checkpoint_lag_events", map[string]string{"source": "db"}, 60}})
+	stats.st.CheckpointThrough = 100
+	check(t, m.Registry(), []want{
+		{"observer_checkpoint_lag_events", map[string]string{"source": "db"}, 0},
+		{"observer_checkpoint_lag_seconds", map[string]string{"source": "db"}, 0},
+	})
+	if h := insp.heads.Load(); h != 1 {
+		t.Errorf("%d head queries, want 1 (cached)", h)
+	}
+}
