@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 
 	"github.com/fraiseql/observer/host/config"
@@ -138,12 +137,8 @@ name.`,
 			if dropSchema {
 				// Not under a running observer: its checkpoint and positions
 				// would no longer match the log.
-				probe := *cfg
-				probe.Failover.Enabled = true
-				if el, err := newElector(&probe, slog.New(slog.DiscardHandler)); err == nil && el != nil {
-					if holder, leading, err := el.Leader(ctx); err == nil && leading {
-						return usagef("capture uninstall --drop-state: an observer (%s) is running on source %q; stop it first", holder, cfg.Source.Name)
-					}
+				if holder, leading := runningLeader(ctx, cfg); leading {
+					return usagef("capture uninstall --drop-state: an observer (%s) is running on source %q; stop it first", holder, cfg.Source.Name)
 				}
 			}
 			switch cfg.Source.Type {

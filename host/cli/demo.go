@@ -93,11 +93,9 @@ func (a *app) demo(ctx context.Context, cfg *config.Config, writes int, listen s
 	start := time.Now()
 
 	// The demo replaces the database: not under a running observer.
-	if el, err := newElector(cfg, log); err == nil && el != nil {
-		if holder, leading, err := el.Leader(ctx); err == nil && leading {
-			return usagef("an observer (%s) is running on %s (source %q): the demo would replace its database under it; stop it first, or give the demo another source.dsn",
-				holder, redactDSN(cfg), cfg.Source.Name)
-		}
+	if holder, leading := runningLeader(ctx, cfg); leading {
+		return usagef("an observer (%s) is running on %s (source %q): the demo would replace its database under it; stop it first, or give the demo another source.dsn",
+			holder, redactDSN(cfg), cfg.Source.Name)
 	}
 	dataDir, err := workload.DataDir(cfg.Dir)
 	if err != nil {

@@ -35,6 +35,22 @@ func newElector(cfg *config.Config, log *slog.Logger) (leader.Elector, error) {
 	return nil, fmt.Errorf("source.type %q has no leader election", s.Type)
 }
 
+// runningLeader reports the process that leads cfg's source and group
+// right now, whatever this config's own [failover] says (an observer
+// elsewhere may run with it enabled). A check that cannot be made (the
+// database is down) answers no: the command that asked goes on and meets
+// the real error itself.
+func runningLeader(ctx context.Context, cfg *config.Config) (holder string, leading bool) {
+	probe := *cfg
+	probe.Failover.Enabled = true
+	el, err := newElector(&probe, slog.New(slog.DiscardHandler))
+	if err != nil || el == nil {
+		return "", false
+	}
+	holder, leading, err = el.Leader(ctx)
+	return holder, err == nil && leading
+}
+
 // lossWindow is how long a PostgreSQL leader's lock check can take to
 // notice a lost session: a check every check_interval, each allowed at
 // least a second. An SQLite database does not go away under its leader.
@@ -109,6 +125,10 @@ func (sup *supervisor) lead(ctx context.Context, s *stack, el leader.Elector) (*
 // standby again. The lost engine is never continued: its writes carry the
 // old epoch. running is called each time the engine starts.
 func (sup *supervisor) runLeading(ctx context.Context, s *stack, el leader.Elector, running func(*config.Config, int64)) error {
+	sup.mu.Lock()
+	sup.held = s.cfg // reloads must keep its identity
+	sup.mu.Unlock()
+	window := lossWindow(s.cfg)
 	for {
 		lease, next, err := sup.lead(ctx, s, el)
 		if err != nil || lease == nil {
@@ -124,7 +144,7 @@ func (sup *supervisor) runLeading(ctx context.Context, s *stack, el leader.Elect
 			// own check notices; give that check one round.
 			select {
 			case <-lease.Context().Done():
-			case <-time.After(sup.lossWindow):
+			case <-time.After(window):
 			}
 		}
 		// Released only now: the engine has saved its last checkpoint

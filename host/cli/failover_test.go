@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -362,4 +363,44 @@ func TestAdminClientNamesAForeignAnswer(t *testing.T) {
 			t.Errorf("status against a %d: exit %d: %q", tc.code, code, stderr)
 		}
 	}
+}
+
+// TestReloadKeepsTheLeadershipsIdentity: with failover on, a reload that
+// changes observer.group (what the leadership is of) is refused, and the
+// running configuration keeps delivering.
+func TestReloadKeepsTheLeadershipsIdentity(t *testing.T) {
+	bin := buildObserver(t)
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { n.Add(1) }))
+	defer srv.Close()
+	cfgPath, dbPath := sqliteSetup(t, srv.URL)
+	p := startRun(t, bin, cfgPath)
+	deadline := time.Now().Add(30 * time.Second)
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s:\n%s", what, p.stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wait("the engine", func() bool { return strings.Contains(p.stderr.String(), "engine started") })
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(b), "[observer]\n", "[observer]\ngroup = \"elsewhere\"\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	wait("the refusal", func() bool { return strings.Contains(p.stderr.String(), "reload refused") })
+	if !strings.Contains(p.stderr.String(), `leads (or waits to lead) source \"shop\" group \"default\"`) &&
+		!strings.Contains(p.stderr.String(), `leads (or waits to lead) source "shop" group "default"`) {
+		t.Errorf("the refusal does not say why:\n%s", p.stderr.String())
+	}
+	insertOrders(t, dbPath, 1, 3)
+	wait("3 deliveries by the running configuration", func() bool { return n.Load() == 3 })
 }

@@ -82,7 +82,7 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 				return usageError{fmt.Errorf("%s: %w", cfg.Path, err)}
 			}
 			if el == nil {
-				if err := refuseBesideALeader(ctx, cfg, log); err != nil {
+				if err := refuseBesideALeader(ctx, cfg); err != nil {
 					return err
 				}
 			}
@@ -102,8 +102,6 @@ or plugin that fails to load is refused with its error; the old one keeps runnin
 				logRunning(log, s.cfg, dryRun, replay, 0)
 				err = sup.run(ctx, s)
 			} else {
-				sup.identity = identity(cfg)
-				sup.lossWindow = lossWindow(cfg)
 				err = sup.runLeading(ctx, s, el, func(cfg *config.Config, epoch int64) {
 					logRunning(log, cfg, dryRun, replay, epoch)
 				})
@@ -164,15 +162,9 @@ func sqliteFileExists(cfg *config.Config) error {
 // with it: both would deliver every event, and their checkpoints would
 // overwrite each other's. A check that cannot be made (the database is
 // down) does not stop the start; the engine will say what is wrong.
-func refuseBesideALeader(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	probe := *cfg
-	probe.Failover.Enabled = true
-	el, err := newElector(&probe, log)
-	if err != nil || el == nil {
-		return nil
-	}
-	holder, leading, err := el.Leader(ctx)
-	if err != nil || !leading {
+func refuseBesideALeader(ctx context.Context, cfg *config.Config) error {
+	holder, leading := runningLeader(ctx, cfg)
+	if !leading {
 		return nil
 	}
 	return usagef("%s: [failover] enabled = false, but process %s leads source %q group %q with failover enabled: "+

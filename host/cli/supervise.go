@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/fraiseql/observer/host/config"
 	"github.com/fraiseql/observer/host/engine"
@@ -33,12 +32,6 @@ type supervisor struct {
 	opts buildOptions
 	// group is forced onto every config loaded (dry runs use their own).
 	groupSuffix string
-	// identity, when set, is the identity (see identity) every reloaded
-	// config must keep: this process holds or awaits its leadership.
-	identity string
-	// lossWindow is how long an engine failure waits for the leadership
-	// check to say whether the leadership went with it (runLeading).
-	lossWindow time.Duration
 
 	reloads chan reloadRequest
 	// onReload, when set, is told the outcome of every reload, from
@@ -53,6 +46,10 @@ type supervisor struct {
 	phase string // starting, standby, running, reloading, stopping
 	// last is the config of the last stack set, which a rebuild reuses.
 	last *config.Config
+	// held, when set, is the config whose leadership this process holds
+	// or awaits (runLeading): every reloaded config must keep its
+	// identity (see identity).
+	held *config.Config
 }
 
 type reloadRequest struct {
@@ -125,12 +122,11 @@ func (s *supervisor) load(ctx context.Context) (*stack, error) {
 		return nil, err
 	}
 	cfg.Observer.Group += s.groupSuffix
-	if s.identity != "" && identity(cfg) != s.identity {
-		cur, _ := s.current()
-		if cur != nil {
-			return nil, errIdentityChanged(cur.cfg, cfg)
-		}
-		return nil, fmt.Errorf("%s: [failover] is enabled: a reload cannot change the source or observer.group; restart the process instead", cfg.Path)
+	s.mu.Lock()
+	held := s.held
+	s.mu.Unlock()
+	if held != nil && identity(cfg) != identity(held) {
+		return nil, errIdentityChanged(held, cfg)
 	}
 	return build(ctx, cfg, s.log, s.opts)
 }
